@@ -1,0 +1,78 @@
+#!/bin/sh
+# Single-node throughput: dmkv against redis-server, side by side.
+#
+# Starts redis-server (appendonly yes, appendfsync everysec) and a dmkv
+# agent (--fsync everysec) on loopback, then runs
+#   redis-benchmark -t set,get -n N -c 50 [-P 16]
+# against each, alternating between the two servers, ROUNDS times, and
+# prints the median requests/s of each and the ratio dmkv/Redis.
+#
+# Usage: bench/single_node.sh [path/to/dmkv]   (env: N=200000 ROUNDS=3)
+set -eu
+DMKV=${1:-build/dmkv}
+N=${N:-200000}
+ROUNDS=${ROUNDS:-3}
+CLIENTS=${CLIENTS:-50}
+work=$(mktemp -d /tmp/dmkv-bench.XXXXXX)
+redis_pid=""
+dmkv_pid=""
+cleanup() {
+    for p in $redis_pid $dmkv_pid; do
+        if kill -0 "$p" 2>/dev/null; then kill "$p"; wait "$p" 2>/dev/null || true; fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+freeport() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+waitping() {
+    i=0
+    until redis-cli -p "$1" ping >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "bench: server on port $1 did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+rport=$(freeport)
+mkdir -p "$work/redis"
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis" --save "" \
+    --appendonly yes --appendfsync everysec --daemonize no --logfile "$work/redis.log" &
+redis_pid=$!
+dport=$(freeport)
+"$DMKV" agent --id 1 --tcp "$dport" --data-dir "$work/dmkv" --fsync everysec 2>"$work/dmkv.log" &
+dmkv_pid=$!
+waitping "$rport"
+waitping "$dport"
+
+# one run: prints "SET rps" and "GET rps" lines
+runbench() { # port pipeline
+    redis-benchmark -p "$1" -t set,get -n "$N" -c "$CLIENTS" -P "$2" --csv 2>/dev/null |
+        awk -F'","' 'NR > 1 { gsub(/"/, "", $1); print $1, $2 }'
+}
+
+results="$work/results"
+: >"$results"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    for p in 1 16; do
+        runbench "$rport" "$p" | while read -r t v; do echo "redis $t $p $v"; done >>"$results"
+        runbench "$dport" "$p" | while read -r t v; do echo "dmkv $t $p $v"; done >>"$results"
+    done
+    r=$((r + 1))
+done
+
+echo "redis-benchmark -t set,get -n $N -c $CLIENTS, $ROUNDS rounds, medians (requests/s)"
+echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') appendonly everysec vs dmkv --fsync everysec"
+printf '%-8s %4s %14s %14s %8s\n' test P redis dmkv ratio
+for t in SET GET; do
+    for p in 1 16; do
+        med() { grep "^$1 $t $p " "$results" | awk '{print $4}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+        rv=$(med redis)
+        dv=$(med dmkv)
+        awk -v t="$t" -v p="$p" -v r="$rv" -v d="$dv" \
+            'BEGIN { printf "%-8s %4s %14.0f %14.0f %8.2f\n", t, p, r, d, (r > 0 ? d / r : 0) }'
+    done
+done

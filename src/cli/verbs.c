@@ -1,0 +1,247 @@
+/* Client verbs: dmkv cmd, get, put, del.
+ *
+ * Each verb picks a node from --nodes (or $DMKV_NODES, or the default
+ * single local node), sends one command and prints the reply readably. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define CLI_TIMEOUT_MS 5000
+
+typedef struct verbOpts {
+    cliNode nodes[CLI_MAX_NODES];
+    int nnodes;
+    int node; /* 0-based index */
+    int timeout_ms;
+    const char *password;
+} verbOpts;
+
+static void verbUsage(const char *verb) {
+    if (!strcmp(verb, "cmd"))
+        printf("Usage: dmkv cmd [--node I] [--nodes LIST] \"COMMAND ARGS...\"\n"
+               "       dmkv cmd [--node I] [--nodes LIST] COMMAND ARG...\n\n"
+               "Sends one command to node I and prints the reply. A single quoted\n"
+               "argument is split like redis-cli does (quotes and \\x escapes work).\n");
+    else if (!strcmp(verb, "get"))
+        printf("Usage: dmkv get [--node I] [--nodes LIST] KEY\n\nPrints the value of KEY, or (nil).\n");
+    else if (!strcmp(verb, "put"))
+        printf("Usage: dmkv put [--node I] [--nodes LIST] KEY VALUE\n\nSets KEY to VALUE; prints OK.\n");
+    else if (!strcmp(verb, "del"))
+        printf("Usage: dmkv del [--node I] [--nodes LIST] KEY...\n\nDeletes keys; prints how many existed.\n");
+    printf("\nOptions:\n"
+           "  --nodes LIST     host:port,host:port,... [$DMKV_NODES or %s]\n"
+           "  --node I         which node of the list, from 1 [1]\n"
+           "  --timeout MS     connect and reply timeout [%d]\n"
+           "  --password PASS  AUTH first [$DMKV_PASSWORD]\n"
+           "  -h, --help       this help\n\n"
+           "Exit codes: 0 ok, 1 the node answered with an error, 2 bad usage,\n"
+           "3 the node could not be reached.\n",
+           CLI_DEFAULT_NODES, CLI_TIMEOUT_MS);
+}
+
+/* Parses the common options; leaves positional arguments at
+ * argv[optind..]. Returns -1 to continue, or an exit code. */
+static int verbParse(const char *verb, int argc, char **argv, verbOpts *o) {
+    static const struct option opts[] = {
+        {"nodes", required_argument, 0, 'n'},
+        {"node", required_argument, 0, 'i'},
+        {"timeout", required_argument, 0, 't'},
+        {"password", required_argument, 0, 'a'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->timeout_ms = CLI_TIMEOUT_MS;
+    o->password = getenv("DMKV_PASSWORD");
+    const char *nodes = getenv("DMKV_NODES");
+    if (!nodes || !*nodes) nodes = CLI_DEFAULT_NODES;
+    long node = 1;
+    optind = 1;
+    opterr = 0;
+    int c;
+    /* "+" stops at the first positional so command arguments like "-1"
+     * are not taken for options. */
+    while ((c = getopt_long(argc, argv, "+:ha:", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'n': nodes = optarg; break;
+        case 'i':
+            node = strtol(optarg, &end, 10);
+            if (*end || node < 1) {
+                fprintf(stderr, "dmkv %s: --node must be a number from 1, got '%s'\n", verb, optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 't':
+            o->timeout_ms = (int)strtol(optarg, &end, 10);
+            if (*end || o->timeout_ms < 1) {
+                fprintf(stderr, "dmkv %s: --timeout must be milliseconds, got '%s'\n", verb, optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 'a': o->password = optarg; break;
+        case 'h': verbUsage(verb); return CLI_OK;
+        case ':':
+            fprintf(stderr, "dmkv %s: %s needs a value (see dmkv %s --help)\n", verb, argv[optind - 1], verb);
+            return CLI_USAGE;
+        default:
+            fprintf(stderr, "dmkv %s: unknown option %s (see dmkv %s --help)\n", verb, argv[optind - 1], verb);
+            return CLI_USAGE;
+        }
+    }
+    char err[512];
+    o->nnodes = cliParseNodes(nodes, o->nodes, CLI_MAX_NODES, err, sizeof err);
+    if (o->nnodes < 0) {
+        fprintf(stderr, "dmkv %s: --nodes: %s\n", verb, err);
+        return CLI_USAGE;
+    }
+    if (node > o->nnodes) {
+        fprintf(stderr, "dmkv %s: --node %ld but only %d node%s listed\n", verb, node, o->nnodes,
+                o->nnodes == 1 ? "" : "s");
+        return CLI_USAGE;
+    }
+    o->node = (int)node - 1;
+    return -1;
+}
+
+/* Connects to the chosen node, authenticates, sends argv, prints the reply. */
+static int verbRun(const char *verb, const verbOpts *o, size_t argc, const char *const *argv,
+                   const size_t *lens) {
+    const cliNode *n = &o->nodes[o->node];
+    char err[512];
+    cliConn conn;
+    if (cliConnect(&conn, n->host, n->port, o->timeout_ms, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv %s: node %d: %s\n", verb, o->node + 1, err);
+        return CLI_UNREACHABLE;
+    }
+    respReply *r = NULL;
+    if (o->password && *o->password) {
+        const char *av[2] = {"AUTH", o->password};
+        size_t al[2] = {4, strlen(o->password)};
+        if (cliCall(&conn, 2, av, al, &r, err, sizeof err) != 0) {
+            fprintf(stderr, "dmkv %s: node %d: %s\n", verb, o->node + 1, err);
+            return CLI_UNREACHABLE;
+        }
+        if (r->type == RESP_ERROR) {
+            fprintf(stderr, "dmkv %s: node %d: AUTH failed: %s\n", verb, o->node + 1, r->str);
+            respReplyFree(r);
+            cliClose(&conn);
+            return CLI_SERVER_ERROR;
+        }
+        respReplyFree(r);
+    }
+    if (cliCall(&conn, argc, argv, lens, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv %s: node %d: %s\n", verb, o->node + 1, err);
+        return CLI_UNREACHABLE;
+    }
+    cliClose(&conn);
+    buf out;
+    bufInit(&out);
+    cliFormatReply(r, &out);
+    bufAppendChar(&out, '\n');
+    int code = CLI_OK;
+    if (r->type == RESP_ERROR) {
+        fwrite(out.data, 1, out.len, stderr);
+        code = CLI_SERVER_ERROR;
+    } else {
+        fwrite(out.data, 1, out.len, stdout);
+    }
+    bufFree(&out);
+    respReplyFree(r);
+    return code;
+}
+
+static int verbArgs(const char *verb, int argc, char **argv, size_t min, size_t max, verbOpts *o,
+                    size_t *npos) {
+    int rc = verbParse(verb, argc, argv, o);
+    if (rc >= 0) return rc;
+    *npos = (size_t)(argc - optind);
+    if (*npos < min || *npos > max) {
+        fprintf(stderr, "dmkv %s: wrong number of arguments (see dmkv %s --help)\n", verb, verb);
+        return CLI_USAGE;
+    }
+    return -1;
+}
+
+static int verbSimple(const char *verb, const char *command, int argc, char **argv, size_t min, size_t max) {
+    verbOpts o;
+    size_t npos;
+    int rc = verbArgs(verb, argc, argv, min, max, &o, &npos);
+    if (rc >= 0) return rc;
+    const char **av = xcalloc(npos + 1, sizeof *av);
+    size_t *al = xcalloc(npos + 1, sizeof *al);
+    av[0] = command;
+    al[0] = strlen(command);
+    for (size_t i = 0; i < npos; i++) {
+        av[i + 1] = argv[optind + (int)i];
+        al[i + 1] = strlen(av[i + 1]);
+    }
+    rc = verbRun(verb, &o, npos + 1, av, al);
+    free(av);
+    free(al);
+    return rc;
+}
+
+int cliMainGet(int argc, char **argv) {
+    return verbSimple("get", "GET", argc, argv, 1, 1);
+}
+
+int cliMainPut(int argc, char **argv) {
+    return verbSimple("put", "SET", argc, argv, 2, 2);
+}
+
+int cliMainDel(int argc, char **argv) {
+    return verbSimple("del", "DEL", argc, argv, 1, 100000);
+}
+
+int cliMainCmd(int argc, char **argv) {
+    verbOpts o;
+    size_t npos;
+    int rc = verbArgs("cmd", argc, argv, 1, 1000000, &o, &npos);
+    if (rc >= 0) return rc;
+    if (npos > 1) {
+        const char **av = xcalloc(npos, sizeof *av);
+        size_t *al = xcalloc(npos, sizeof *al);
+        for (size_t i = 0; i < npos; i++) {
+            av[i] = argv[optind + (int)i];
+            al[i] = strlen(av[i]);
+        }
+        rc = verbRun("cmd", &o, npos, av, al);
+        free(av);
+        free(al);
+        return rc;
+    }
+    /* One argument: split it like an inline command (quotes, escapes). */
+    const char *raw = argv[optind];
+    size_t rawlen = strlen(raw);
+    char *line = xmalloc(rawlen + 2);
+    memcpy(line, raw, rawlen);
+    line[rawlen] = '\n';
+    line[rawlen + 1] = '\0';
+    respLimits lim = {rawlen + 2, rawlen + 2, RESP_DEFAULT_MAX_ARGS};
+    respParser p;
+    respParserInit(&p, &lim);
+    int pr = respParseCommand(&p, line, rawlen + 1);
+    if (line[0] == '*' || pr != RESP_PARSE_DONE || p.argc == 0) {
+        fprintf(stderr, "dmkv cmd: cannot parse command '%s'%s%s\n", raw, pr == RESP_PARSE_ERROR ? ": " : "",
+                pr == RESP_PARSE_ERROR ? p.error : "");
+        respParserFree(&p);
+        free(line);
+        return CLI_USAGE;
+    }
+    const char **av = xcalloc(p.argc, sizeof *av);
+    size_t *al = xcalloc(p.argc, sizeof *al);
+    for (size_t i = 0; i < p.argc; i++) {
+        av[i] = line + p.argv[i].off;
+        al[i] = p.argv[i].len;
+    }
+    rc = verbRun("cmd", &o, p.argc, av, al);
+    free(av);
+    free(al);
+    respParserFree(&p);
+    free(line);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* dmkv: one binary, Consul-style subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "server/server.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: dmkv <command> [flags]\n"
+               "\n"
+               "Server:\n"
+               "  agent     run a node (dmkv agent --help for every flag)\n"
+               "\n"
+               "Client (all take --nodes host:port,... or $DMKV_NODES):\n"
+               "  cmd       send any command: dmkv cmd \"SET color red\"\n"
+               "  get       dmkv get KEY\n"
+               "  put       dmkv put KEY VALUE\n"
+               "  del       dmkv del KEY...\n"
+               "\n"
+               "  version   print the version\n"
+               "\n"
+               "Run 'dmkv <command> --help' for a command's flags.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *verb = argv[1];
+    if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(verb, "version") || !strcmp(verb, "--version")) {
+        printf("dmkv %s\n", DMKV_VERSION);
+        return 0;
+    }
+    if (!strcmp(verb, "agent")) return agentMain(argc - 1, argv + 1);
+    if (!strcmp(verb, "cmd")) return cliMainCmd(argc - 1, argv + 1);
+    if (!strcmp(verb, "get")) return cliMainGet(argc - 1, argv + 1);
+    if (!strcmp(verb, "put")) return cliMainPut(argc - 1, argv + 1);
+    if (!strcmp(verb, "del")) return cliMainDel(argc - 1, argv + 1);
+    fprintf(stderr, "dmkv: unknown command '%s' (see dmkv --help)\n", verb);
+    return 2;
+}

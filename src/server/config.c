@@ -1,0 +1,295 @@
+/* The agent's flags, their defaults and their validation.
+ *
+ * Every flag has one line in the help text with its default, and the
+ * defaults live in serverConfigDefaults() alone. The seed prototype's flags
+ * (--id --tcp --udp --host --peers --logger-addr --use-mutex --numnodes)
+ * are accepted with the same meaning, so its run scripts work unchanged. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+#include "util/log.h"
+
+#define DEFAULT_MAXCLIENTS 10000
+#define DEFAULT_MAX_BULK_BYTES (512ull << 20)
+#define DEFAULT_MAX_QUERY_BYTES (1ull << 30)
+#define DEFAULT_MAX_OUTPUT_BYTES (1ull << 30)
+#define DEFAULT_MAX_DB_BYTES (16ull << 30)
+
+int parseBytes(const char *s, uint64_t *out) {
+    errno = 0;
+    char *end;
+    if (!isdigit((unsigned char)s[0])) return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -1;
+    uint64_t mul = 1;
+    if (*end) {
+        if (!strcasecmp(end, "b")) mul = 1;
+        else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb")) mul = 1ull << 10;
+        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb")) mul = 1ull << 20;
+        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb")) mul = 1ull << 30;
+        else return -1;
+    }
+    if (v > UINT64_MAX / mul) return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static int parseInt(const char *s, long long lo, long long hi, long long *out) {
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Checks host:tcp=id and host:tcp:udp=id entries. */
+static int validatePeers(const char *list, char *why, size_t whylen) {
+    char *copy = xstrdup(list), *save = NULL;
+    int rc = 0;
+    for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        char *eq = strrchr(e, '=');
+        long long v;
+        if (!eq || parseInt(eq + 1, 1, UINT32_MAX, &v) != 0) {
+            snprintf(why, whylen, "peer '%s' must look like host:tcp=id or host:tcp:udp=id", e);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *c1 = strchr(e, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c1 || c1 == e || (c2 && strchr(c2 + 1, ':'))) {
+            snprintf(why, whylen, "peer '%s' must look like host:tcp=id or host:tcp:udp=id", e);
+            rc = -1;
+            break;
+        }
+        if (c2) *c2 = '\0';
+        if (parseInt(c1 + 1, 1, 65535, &v) != 0 || (c2 && parseInt(c2 + 1, 1, 65535, &v) != 0)) {
+            snprintf(why, whylen, "peer '%s' has a port outside 1..65535", e);
+            rc = -1;
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static void serverConfigDefaults(serverConfig *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->id = 1;
+    snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
+    cfg->tcp_port = 0; /* 5000 + id unless given */
+    cfg->udp_port = 0; /* 6000 + id unless given */
+    cfg->fsync = STORE_FSYNC_EVERYSEC;
+    cfg->maxclients = DEFAULT_MAXCLIENTS;
+    cfg->max_bulk_bytes = DEFAULT_MAX_BULK_BYTES;
+    cfg->max_query_bytes = DEFAULT_MAX_QUERY_BYTES;
+    cfg->max_output_bytes = DEFAULT_MAX_OUTPUT_BYTES;
+    cfg->max_db_bytes = DEFAULT_MAX_DB_BYTES;
+    cfg->use_mutex = 0;
+    cfg->log_level = LOG_INFO;
+}
+
+void serverPrintHelp(void) {
+    printf("Usage: dmkv agent [flags]\n"
+           "\n"
+           "Runs one dmkv node. Clients speak the Redis protocol to --tcp\n"
+           "(redis-cli -p PORT works).\n"
+           "\n"
+           "Flags (default in brackets):\n"
+           "  --id N                  node id, 1..4294967295 [1]\n"
+           "  --host, --bind ADDR     address to listen on [127.0.0.1]\n"
+           "  --tcp PORT              client port [5000 + id]\n"
+           "  --udp PORT              gossip port [6000 + id]\n"
+           "  --peers LIST            other nodes, host:tcp=id or host:tcp:udp=id, comma-separated []\n"
+           "  --logger-addr HOST:PORT event logger to stream to [none]\n"
+           "  --use-mutex 0|1         serialize writes with the distributed mutex [0]\n"
+           "  --numnodes N            expected cluster size (informational) [0]\n"
+           "  --data-dir DIR          where data is stored [./dmkv-data/node-<id>]\n"
+           "  --fsync POLICY          always | everysec | no [everysec]\n"
+           "                          always: a write is on disk before its reply;\n"
+           "                          everysec: flushed every second (a crash of the\n"
+           "                          process loses nothing, of the machine up to ~1 s);\n"
+           "                          no: the operating system decides\n"
+           "  --requirepass PASS      clients must AUTH with PASS [none]\n"
+           "  --maxclients N          most simultaneous clients [%d]\n"
+           "  --max-bulk-len BYTES    largest single argument, e.g. 512mb [512mb]\n"
+           "  --max-query-buffer BYTES  most unparsed input per client [1gb]\n"
+           "  --max-output-buffer BYTES most unsent replies per client before it is\n"
+           "                          disconnected [1gb]\n"
+           "  --max-db-size BYTES     the most the data file may grow to [16gb]\n"
+           "  --log-level LEVEL       debug | info | warn | error [info]\n"
+           "  -h, --help              this help\n",
+           DEFAULT_MAXCLIENTS);
+}
+
+enum {
+    OPT_ID = 256,
+    OPT_HOST,
+    OPT_TCP,
+    OPT_UDP,
+    OPT_PEERS,
+    OPT_LOGGER,
+    OPT_MUTEX,
+    OPT_NUMNODES,
+    OPT_DATADIR,
+    OPT_FSYNC,
+    OPT_PASS,
+    OPT_MAXCLIENTS,
+    OPT_MAXBULK,
+    OPT_MAXQUERY,
+    OPT_MAXOUTPUT,
+    OPT_MAXDB,
+    OPT_LOGLEVEL,
+};
+
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        fprintf(stderr, "dmkv agent: ");                                                           \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fprintf(stderr, "\n");                                                                     \
+        return -1;                                                                                 \
+    } while (0)
+
+static int copyFlag(char *dst, size_t cap, const char *val, const char *flag) {
+    if (strlen(val) >= cap) {
+        fprintf(stderr, "dmkv agent: --%s is too long (max %zu bytes)\n", flag, cap - 1);
+        return -1;
+    }
+    memcpy(dst, val, strlen(val) + 1);
+    return 0;
+}
+
+int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
+    static const struct option opts[] = {
+        {"id", required_argument, 0, OPT_ID},
+        {"host", required_argument, 0, OPT_HOST},
+        {"bind", required_argument, 0, OPT_HOST},
+        {"tcp", required_argument, 0, OPT_TCP},
+        {"port", required_argument, 0, OPT_TCP},
+        {"udp", required_argument, 0, OPT_UDP},
+        {"peers", required_argument, 0, OPT_PEERS},
+        {"logger-addr", required_argument, 0, OPT_LOGGER},
+        {"use-mutex", required_argument, 0, OPT_MUTEX},
+        {"numnodes", required_argument, 0, OPT_NUMNODES},
+        {"data-dir", required_argument, 0, OPT_DATADIR},
+        {"fsync", required_argument, 0, OPT_FSYNC},
+        {"requirepass", required_argument, 0, OPT_PASS},
+        {"maxclients", required_argument, 0, OPT_MAXCLIENTS},
+        {"max-bulk-len", required_argument, 0, OPT_MAXBULK},
+        {"max-query-buffer", required_argument, 0, OPT_MAXQUERY},
+        {"max-output-buffer", required_argument, 0, OPT_MAXOUTPUT},
+        {"max-db-size", required_argument, 0, OPT_MAXDB},
+        {"log-level", required_argument, 0, OPT_LOGLEVEL},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    serverConfigDefaults(cfg);
+    bool data_dir_set = false;
+    long long v;
+    uint64_t b;
+    optind = 1;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': serverPrintHelp(); return 1;
+        case OPT_ID:
+            if (parseInt(optarg, 1, UINT32_MAX, &v)) FAIL("--id must be 1..4294967295, got '%s'", optarg);
+            cfg->id = (uint32_t)v;
+            break;
+        case OPT_HOST:
+            if (copyFlag(cfg->host, sizeof cfg->host, optarg, "host")) return -1;
+            break;
+        case OPT_TCP:
+            if (parseInt(optarg, 1, 65535, &v)) FAIL("--tcp must be a port 1..65535, got '%s'", optarg);
+            cfg->tcp_port = (int)v;
+            break;
+        case OPT_UDP:
+            if (parseInt(optarg, 1, 65535, &v)) FAIL("--udp must be a port 1..65535, got '%s'", optarg);
+            cfg->udp_port = (int)v;
+            break;
+        case OPT_PEERS: {
+            char why[512];
+            if (copyFlag(cfg->peers, sizeof cfg->peers, optarg, "peers")) return -1;
+            if (validatePeers(optarg, why, sizeof why)) FAIL("--peers: %s", why);
+            break;
+        }
+        case OPT_LOGGER:
+            if (copyFlag(cfg->logger_addr, sizeof cfg->logger_addr, optarg, "logger-addr")) return -1;
+            if (!strchr(optarg, ':')) FAIL("--logger-addr must be HOST:PORT, got '%s'", optarg);
+            break;
+        case OPT_MUTEX:
+            if (parseInt(optarg, 0, 1, &v)) FAIL("--use-mutex must be 0 or 1, got '%s'", optarg);
+            cfg->use_mutex = (int)v;
+            break;
+        case OPT_NUMNODES:
+            if (parseInt(optarg, 0, 100000, &v)) FAIL("--numnodes must be 0..100000, got '%s'", optarg);
+            cfg->numnodes = (int)v;
+            break;
+        case OPT_DATADIR:
+            if (copyFlag(cfg->data_dir, sizeof cfg->data_dir, optarg, "data-dir")) return -1;
+            if (!optarg[0]) FAIL("--data-dir must not be empty");
+            data_dir_set = true;
+            break;
+        case OPT_FSYNC:
+            if (!strcasecmp(optarg, "always")) cfg->fsync = STORE_FSYNC_ALWAYS;
+            else if (!strcasecmp(optarg, "everysec")) cfg->fsync = STORE_FSYNC_EVERYSEC;
+            else if (!strcasecmp(optarg, "no")) cfg->fsync = STORE_FSYNC_NO;
+            else FAIL("--fsync must be always, everysec or no, got '%s'", optarg);
+            break;
+        case OPT_PASS:
+            if (copyFlag(cfg->requirepass, sizeof cfg->requirepass, optarg, "requirepass")) return -1;
+            break;
+        case OPT_MAXCLIENTS:
+            if (parseInt(optarg, 1, 1000000, &v)) FAIL("--maxclients must be 1..1000000, got '%s'", optarg);
+            cfg->maxclients = (int)v;
+            break;
+        case OPT_MAXBULK:
+            if (parseBytes(optarg, &b) || b < 1024 || b > (4ull << 30))
+                FAIL("--max-bulk-len must be a size from 1kb to 4gb (like 512mb), got '%s'", optarg);
+            cfg->max_bulk_bytes = b;
+            break;
+        case OPT_MAXQUERY:
+            if (parseBytes(optarg, &b) || b < 64 * 1024)
+                FAIL("--max-query-buffer must be a size of at least 64kb, got '%s'", optarg);
+            cfg->max_query_bytes = b;
+            break;
+        case OPT_MAXOUTPUT:
+            if (parseBytes(optarg, &b) || b < 64 * 1024)
+                FAIL("--max-output-buffer must be a size of at least 64kb, got '%s'", optarg);
+            cfg->max_output_bytes = b;
+            break;
+        case OPT_MAXDB:
+            if (parseBytes(optarg, &b) || b < (1ull << 20))
+                FAIL("--max-db-size must be a size of at least 1mb, got '%s'", optarg);
+            cfg->max_db_bytes = b;
+            break;
+        case OPT_LOGLEVEL:
+            if (!strcasecmp(optarg, "debug")) cfg->log_level = LOG_DEBUG;
+            else if (!strcasecmp(optarg, "info")) cfg->log_level = LOG_INFO;
+            else if (!strcasecmp(optarg, "warn")) cfg->log_level = LOG_WARN;
+            else if (!strcasecmp(optarg, "error")) cfg->log_level = LOG_ERROR;
+            else FAIL("--log-level must be debug, info, warn or error, got '%s'", optarg);
+            break;
+        case ':': FAIL("%s needs a value (see dmkv agent --help)", argv[optind - 1]);
+        default: FAIL("unknown flag %s (see dmkv agent --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) FAIL("unexpected argument '%s' (see dmkv agent --help)", argv[optind]);
+    if (cfg->tcp_port == 0) {
+        if (cfg->id > 60535) FAIL("--tcp is required when --id is above 60535");
+        cfg->tcp_port = 5000 + (int)cfg->id;
+    }
+    if (cfg->udp_port == 0 && cfg->id <= 59535) cfg->udp_port = 6000 + (int)cfg->id;
+    if (!data_dir_set) snprintf(cfg->data_dir, sizeof cfg->data_dir, "./dmkv-data/node-%" PRIu32, cfg->id);
+    if (cfg->max_query_bytes < cfg->max_bulk_bytes + 1024)
+        cfg->max_query_bytes = cfg->max_bulk_bytes + 64 * 1024;
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* The agent: one dmkv node serving the Redis protocol.
+ *
+ * This module owns the agent's configuration (flags and their defaults),
+ * the client sessions, the command table and the loop-iteration batching
+ * that ties replies to durable commits. Storage, parsing and sockets are
+ * the store, resp and net modules. */
+#ifndef DMKV_SERVER_SERVER_H
+#define DMKV_SERVER_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+typedef struct serverConfig {
+    uint32_t id;
+    char host[256];        /* address to bind (--host / --bind) */
+    int tcp_port;          /* client port */
+    int udp_port;          /* gossip port */
+    char data_dir[1024];
+    storeFsync fsync;
+    char requirepass[512]; /* empty: no password */
+    int maxclients;
+    uint64_t max_bulk_bytes;
+    uint64_t max_query_bytes;  /* per-client unread input */
+    uint64_t max_output_bytes; /* per-client unsent output */
+    uint64_t max_db_bytes;
+    char peers[4096];      /* host:tcp[:udp]=id,... as given */
+    char logger_addr[300];
+    int use_mutex;
+    int numnodes;
+    int log_level;
+} serverConfig;
+
+/* Fills defaults, then applies argv (everything after "agent"). Returns 0,
+ * 1 when --help was printed, or -1 after printing a one-line error. */
+int serverParseArgs(serverConfig *cfg, int argc, char **argv);
+void serverPrintHelp(void);
+
+/* Runs an agent until SIGINT/SIGTERM or SHUTDOWN. Returns an exit code. */
+int serverRun(const serverConfig *cfg);
+
+/* `dmkv agent ...` */
+int agentMain(int argc, char **argv);
+
+/* Parses sizes like 512mb, 64k, 1gb, 1000 (bytes). Returns 0 or -1. */
+int parseBytes(const char *s, uint64_t *out);
+
+#endif
