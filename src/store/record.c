@@ -1,0 +1,95 @@
+/* The on-disk record: one key's value and version metadata in one buffer.
+ *
+ * A record is stored as a single LMDB value so a read costs one lookup and
+ * a write one put. The layout is fixed-width little-endian fields in
+ * front, the vector clock after them, and the value last, so the value
+ * needs no length field (it is whatever remains) and decoding is a few
+ * bounds checks with no allocation: the decoded fields point into the
+ * stored bytes.
+ *
+ *   offset  size  field
+ *        0     1  format version (RECORD_FORMAT_V1)
+ *        1     1  flags (STORE_FLAG_*; any other bit is rejected)
+ *        2     4  origin node id
+ *        6     8  Lamport time
+ *       14     8  fencing token
+ *       22     2  vclock_len
+ *       24     n  encoded vector clock
+ *     24+n     *  value
+ *
+ * Unknown versions and flags are rejected rather than ignored, so a record
+ * written by a newer dmkv is never misread by an older one. */
+#include <assert.h>
+#include <string.h>
+
+#include "store/store.h"
+
+#define RECORD_HEADER_BYTES 24u
+#define RECORD_KNOWN_FLAGS  STORE_FLAG_TOMBSTONE
+
+static void recordPutU16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void recordPutU32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void recordPutU64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t recordGetU16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t recordGetU32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t recordGetU64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+size_t recordEncodedSize(const storeRecord *r) {
+    return RECORD_HEADER_BYTES + r->ver.vclock_len + r->value_len;
+}
+
+void recordEncode(const storeRecord *r, uint8_t *out) {
+    assert(r->ver.vclock_len <= STORE_MAX_VCLOCK_BYTES);
+    assert((r->ver.flags & ~RECORD_KNOWN_FLAGS) == 0);
+    out[0] = RECORD_FORMAT_V1;
+    out[1] = r->ver.flags;
+    recordPutU32(out + 2, r->ver.origin);
+    recordPutU64(out + 6, r->ver.lamport);
+    recordPutU64(out + 14, r->ver.token);
+    recordPutU16(out + 22, (uint16_t)r->ver.vclock_len);
+    uint8_t *p = out + RECORD_HEADER_BYTES;
+    /* memcpy with a NULL source is undefined even for zero bytes. */
+    if (r->ver.vclock_len) memcpy(p, r->ver.vclock, r->ver.vclock_len);
+    p += r->ver.vclock_len;
+    if (r->value_len) memcpy(p, r->value, r->value_len);
+}
+
+int recordDecode(const uint8_t *data, size_t len, storeRecord *out) {
+    if (len < RECORD_HEADER_BYTES) return -1;
+    if (data[0] != RECORD_FORMAT_V1) return -1;
+    if (data[1] & ~RECORD_KNOWN_FLAGS) return -1;
+    size_t vclock_len = recordGetU16(data + 22);
+    if (vclock_len > len - RECORD_HEADER_BYTES) return -1;
+
+    out->ver.flags = data[1];
+    out->ver.origin = recordGetU32(data + 2);
+    out->ver.lamport = recordGetU64(data + 6);
+    out->ver.token = recordGetU64(data + 14);
+    out->ver.vclock = data + RECORD_HEADER_BYTES;
+    out->ver.vclock_len = vclock_len;
+    out->value = (const char *)data + RECORD_HEADER_BYTES + vclock_len;
+    out->value_len = len - RECORD_HEADER_BYTES - vclock_len;
+    return 0;
+}
