@@ -327,6 +327,15 @@ void netServerFree(netServer *s) {
     free(s);
 }
 
+int netServerBoundPort(netServer *s) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (!s->listening || uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}
+
 size_t netServerConnCount(const netServer *s) {
     return s->nconns;
 }

@@ -46,6 +46,8 @@ int netServerListen(netServer *s, const char *host, int port, char *err, size_t 
 void netServerShutdown(netServer *s, void (*done)(void *ctx));
 void netServerFree(netServer *s);
 size_t netServerConnCount(const netServer *s);
+/* The port actually bound (useful after listening on port 0). */
+int netServerBoundPort(netServer *s);
 /* Runs before_flush and writes pending output now (also done
  * automatically at the end of every loop iteration). */
 void netServerFlush(netServer *s);

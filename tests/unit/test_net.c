@@ -1,0 +1,275 @@
+/* Tests of the connection layer and outbound peer links, in one process:
+ * a netServer speaking a tiny RESP protocol and netPeer clients, all on
+ * one libuv loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "net/net.h"
+#include "net/peer.h"
+#include "resp/resp.h"
+
+/* ---- a tiny server: PING -> +PONG, ECHO x -> $x, SILENT -> no reply ---- */
+
+typedef struct tinyServer {
+    netServer *net;
+    int port;
+    int flushes;
+    size_t open_conns;
+} tinyServer;
+
+typedef struct tinyConn {
+    respParser parser;
+} tinyConn;
+
+static void tinyOpen(void *ctx, netConn *c) {
+    tinyServer *t = ctx;
+    tinyConn *tc = calloc(1, sizeof *tc);
+    respParserInit(&tc->parser, NULL);
+    netConnSetData(c, tc);
+    t->open_conns++;
+}
+
+static void tinyData(void *ctx, netConn *c) {
+    (void)ctx;
+    tinyConn *tc = netConnGetData(c);
+    buf *in = netConnInput(c);
+    size_t pos = 0;
+    while (pos < in->len) {
+        char *data = in->data + pos;
+        int r = respParseCommand(&tc->parser, data, in->len - pos);
+        if (r != RESP_PARSE_DONE) break;
+        if (tc->parser.argc >= 1) {
+            respArg *a = tc->parser.argv;
+            if (a[0].len == 4 && !memcmp(data + a[0].off, "PING", 4)) {
+                respAddSimple(netConnOutput(c), "PONG");
+            } else if (a[0].len == 4 && !memcmp(data + a[0].off, "ECHO", 4) && tc->parser.argc == 2) {
+                respAddBulk(netConnOutput(c), data + a[1].off, a[1].len);
+            } else if (a[0].len == 4 && !memcmp(data + a[0].off, "QUIT", 4)) {
+                netConnClose(c);
+            }
+        }
+        pos += tc->parser.consumed;
+        respParserReset(&tc->parser);
+    }
+    bufConsume(in, pos);
+    netConnWantFlush(c);
+}
+
+static void tinyClose(void *ctx, netConn *c) {
+    tinyServer *t = ctx;
+    tinyConn *tc = netConnGetData(c);
+    respParserFree(&tc->parser);
+    free(tc);
+    t->open_conns--;
+}
+
+static void tinyBeforeFlush(void *ctx) {
+    tinyServer *t = ctx;
+    t->flushes++;
+}
+
+static void tinyStart(uv_loop_t *loop, tinyServer *t) {
+    memset(t, 0, sizeof *t);
+    netHandlers h = {.ctx = t, .on_open = tinyOpen, .on_data = tinyData, .on_close = tinyClose,
+                     .before_flush = tinyBeforeFlush};
+    t->net = netServerCreate(loop, &h);
+    char err[200];
+    assert_int_equal(netServerListen(t->net, "127.0.0.1", 0, err, sizeof err), 0);
+    t->port = netServerBoundPort(t->net);
+    assert_true(t->port > 0);
+}
+
+static void tinyStopped(void *ctx) {
+    (void)ctx;
+}
+
+/* ---- call bookkeeping ---- */
+
+typedef struct callResult {
+    int done;
+    int failed;
+    int in_order; /* replies matched the order calls were made */
+    int next_expected;
+    char last_err[400];
+} callResult;
+
+typedef struct echoCall {
+    callResult *res;
+    int n;
+} echoCall;
+
+static void onEcho(void *ctx, const respReply *r, const char *err) {
+    echoCall *c = ctx;
+    c->res->done++;
+    if (!r) {
+        c->res->failed++;
+        snprintf(c->res->last_err, sizeof c->res->last_err, "%s", err);
+    } else {
+        int got = atoi(r->str ? r->str : "-1");
+        if (r->type == RESP_BULK && got == c->n && got == c->res->next_expected) c->res->in_order++;
+        c->res->next_expected++;
+    }
+    free(c);
+}
+
+static void runUntil(uv_loop_t *loop, const int *counter, int target) {
+    uint64_t start = uv_now(loop);
+    while (*counter < target && uv_now(loop) - start < 10000) uv_run(loop, UV_RUN_ONCE);
+}
+
+static void test_pipelined_calls_get_their_own_replies_in_order(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tinyServer t;
+    tinyStart(&loop, &t);
+    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, NULL);
+    callResult res = {0};
+    for (int i = 0; i < 2000; i++) {
+        char num[16];
+        int len = snprintf(num, sizeof num, "%d", i);
+        const char *argv[2] = {"ECHO", num};
+        size_t lens[2] = {4, (size_t)len};
+        echoCall *c = calloc(1, sizeof *c);
+        c->res = &res;
+        c->n = i;
+        netPeerCall(p, 2, argv, lens, onEcho, c);
+    }
+    runUntil(&loop, &res.done, 2000);
+    assert_int_equal(res.done, 2000);
+    assert_int_equal(res.failed, 0);
+    assert_int_equal(res.in_order, 2000);
+    assert_true(t.flushes > 0);
+    netPeerClose(p);
+    netServerShutdown(t.net, tinyStopped);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(t.open_conns, 0);
+    netServerFree(t.net);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_unreachable_peer_fails_every_call_with_a_reason(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tinyServer t;
+    tinyStart(&loop, &t);
+    int port = t.port;
+    netServerShutdown(t.net, tinyStopped); /* nothing listens on port now */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    netServerFree(t.net);
+    netPeer *p = netPeerCreate(&loop, "127.0.0.1", port, NULL);
+    callResult res = {0};
+    for (int i = 0; i < 3; i++) {
+        echoCall *c = calloc(1, sizeof *c);
+        c->res = &res;
+        const char *argv[1] = {"PING"};
+        netPeerCall(p, 1, argv, NULL, onEcho, c);
+    }
+    runUntil(&loop, &res.done, 3);
+    assert_int_equal(res.failed, 3);
+    assert_non_null(strstr(res.last_err, "127.0.0.1"));
+    netPeerClose(p);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_a_silent_peer_times_out_and_the_next_call_reconnects(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tinyServer t;
+    tinyStart(&loop, &t);
+    netPeerOptions o = {.call_timeout_ms = 200, .connect_timeout_ms = 200};
+    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, &o);
+    callResult res = {0};
+    echoCall *c = calloc(1, sizeof *c);
+    c->res = &res;
+    const char *silent[1] = {"SILENT"};
+    netPeerCall(p, 1, silent, NULL, onEcho, c);
+    runUntil(&loop, &res.done, 1);
+    assert_int_equal(res.failed, 1);
+    assert_non_null(strstr(res.last_err, "timed out"));
+    /* The link recovers on the next call. */
+    callResult res2 = {0};
+    echoCall *c2 = calloc(1, sizeof *c2);
+    c2->res = &res2;
+    const char *argv[2] = {"ECHO", "0"};
+    netPeerCall(p, 2, argv, NULL, onEcho, c2);
+    runUntil(&loop, &res2.done, 1);
+    assert_int_equal(res2.failed, 0);
+    assert_int_equal(res2.in_order, 1);
+    netPeerClose(p);
+    netServerShutdown(t.net, tinyStopped);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    netServerFree(t.net);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_server_closing_the_connection_fails_pending_calls(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tinyServer t;
+    tinyStart(&loop, &t);
+    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, NULL);
+    callResult res = {0};
+    const char *quit[1] = {"QUIT"};
+    const char *ping[1] = {"PING"};
+    echoCall *c1 = calloc(1, sizeof *c1);
+    c1->res = &res;
+    netPeerCall(p, 1, quit, NULL, onEcho, c1);
+    echoCall *c2 = calloc(1, sizeof *c2);
+    c2->res = &res;
+    netPeerCall(p, 1, ping, NULL, onEcho, c2);
+    runUntil(&loop, &res.done, 2);
+    assert_int_equal(res.done, 2);
+    assert_int_equal(res.failed, 2);
+    netPeerClose(p);
+    netServerShutdown(t.net, tinyStopped);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    netServerFree(t.net);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_closing_a_peer_with_calls_in_flight_fails_them_once(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tinyServer t;
+    tinyStart(&loop, &t);
+    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, NULL);
+    callResult res = {0};
+    for (int i = 0; i < 10; i++) {
+        echoCall *c = calloc(1, sizeof *c);
+        c->res = &res;
+        const char *silent[1] = {"SILENT"};
+        netPeerCall(p, 1, silent, NULL, onEcho, c);
+    }
+    uv_run(&loop, UV_RUN_NOWAIT);
+    netPeerClose(p);
+    assert_int_equal(res.done, 10);
+    assert_int_equal(res.failed, 10);
+    netServerShutdown(t.net, tinyStopped);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    netServerFree(t.net);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipelined_calls_get_their_own_replies_in_order),
+        cmocka_unit_test(test_unreachable_peer_fails_every_call_with_a_reason),
+        cmocka_unit_test(test_a_silent_peer_times_out_and_the_next_call_reconnects),
+        cmocka_unit_test(test_server_closing_the_connection_fails_pending_calls),
+        cmocka_unit_test(test_closing_a_peer_with_calls_in_flight_fails_them_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
