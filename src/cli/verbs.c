@@ -62,8 +62,9 @@ static int verbParse(const char *verb, int argc, char **argv, verbOpts *o) {
     optind = 1;
     opterr = 0;
     int c;
-    /* "+" stops at the first positional so command arguments like "-1"
-     * are not taken for options. */
+    /* "+" stops at the first positional, so in `dmkv cmd INCRBY k -1` the
+     * "-1" is not taken for an option. A key that itself starts with '-'
+     * needs "--" first: dmkv get -- -1. */
     while ((c = getopt_long(argc, argv, "+:ha:", opts, NULL)) != -1) {
         char *end;
         switch (c) {

@@ -53,8 +53,13 @@ struct netServer {
     netConn *flush_list;
     bool shutting_down;
     void (*shutdown_done)(void *ctx);
+    uv_timer_t grace;
+    bool grace_active;
     int handles_open;
 };
+
+/* How long a shutdown waits for slow readers to take their last replies. */
+#define NET_SHUTDOWN_GRACE_MS 1000
 
 static void connFlush(netConn *c);
 
@@ -65,7 +70,15 @@ static void connUnlink(netServer *s, netConn *c) {
     s->nconns--;
 }
 
+static void onServerHandleClosed(uv_handle_t *h);
+
 static void maybeShutdownDone(netServer *s) {
+    if (s->shutting_down && s->nconns == 0 && s->grace_active) {
+        s->grace_active = false;
+        uv_timer_stop(&s->grace);
+        uv_close((uv_handle_t *)&s->grace, onServerHandleClosed);
+        return; /* continues when the timer handle is closed */
+    }
     if (s->shutting_down && s->nconns == 0 && s->handles_open == 0 && s->shutdown_done) {
         void (*done)(void *) = s->shutdown_done;
         s->shutdown_done = NULL;
@@ -305,6 +318,11 @@ static void onServerHandleClosed(uv_handle_t *h) {
     maybeShutdownDone(s);
 }
 
+static void onGraceOver(uv_timer_t *t) {
+    netServer *s = t->data;
+    for (netConn *c = s->conns; c; c = c->next) connCloseNow(c);
+}
+
 void netServerShutdown(netServer *s, void (*done)(void *ctx)) {
     if (s->shutting_down) return;
     s->shutting_down = true;
@@ -320,6 +338,12 @@ void netServerShutdown(netServer *s, void (*done)(void *ctx)) {
     uv_close((uv_handle_t *)&s->prepare, onServerHandleClosed);
     for (netConn *c = s->conns; c; c = c->next)
         if (!c->writing) connCloseNow(c);
+    /* Connections still writing get a grace period, then are cut. */
+    uv_timer_init(s->loop, &s->grace);
+    s->grace.data = s;
+    s->handles_open++;
+    s->grace_active = true;
+    uv_timer_start(&s->grace, onGraceOver, NET_SHUTDOWN_GRACE_MS, 0);
     maybeShutdownDone(s);
 }
 

@@ -380,6 +380,19 @@ void cmdInfo(client *c) {
         bufPrintf(&b, "# Clients\r\nconnected_clients:%zu\r\nmaxclients:%d\r\nblocked_clients:0\r\n\r\n",
                   s->nclients, s->cfg.maxclients);
     }
+    if (infoWants("memory", args, nargs)) {
+        /* Resident set size from /proc: dmkv's data lives in LMDB's map,
+         * so this counts the pages of it that are in memory too. */
+        unsigned long long pages_total = 0, pages_rss = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+            if (fscanf(f, "%llu %llu", &pages_total, &pages_rss) != 2) pages_rss = 0;
+            fclose(f);
+        }
+        unsigned long long rss = pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE);
+        bufPrintf(&b, "# Memory\r\nused_memory:%llu\r\nused_memory_rss:%llu\r\nmaxmemory:0\r\n\r\n",
+                  rss, rss);
+    }
     if (infoWants("persistence", args, nargs)) {
         storeStats st;
         storeGetStats(s->st, &st);

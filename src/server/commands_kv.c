@@ -236,8 +236,12 @@ static void cmdIncrby(client *c) {
 
 static void cmdDecrby(client *c) {
     long long by;
-    if (!argToLongLong(&c->argv[2], &by) || by == INT64_MIN) {
+    if (!argToLongLong(&c->argv[2], &by)) {
         respAddError(c->out, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (by == INT64_MIN) {
+        respAddError(c->out, "ERR decrement would overflow");
         return;
     }
     incrGeneric(c, &c->argv[1], -by);

@@ -4,6 +4,7 @@
  * defaults live in serverConfigDefaults() alone. The seed prototype's flags
  * (--id --tcp --udp --host --peers --logger-addr --use-mutex --numnodes)
  * are accepted with the same meaning, so its run scripts work unchanged. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -120,11 +121,16 @@ void serverPrintHelp(void) {
            "  --requirepass PASS      clients must AUTH with PASS [none]\n"
            "  --maxclients N          most simultaneous clients [%d]\n"
            "  --max-bulk-len BYTES    largest single argument, e.g. 512mb [512mb]\n"
-           "  --max-query-buffer BYTES  most unparsed input per client [1gb]\n"
+           "  --max-query-buffer BYTES  most unparsed input per client; at least\n"
+           "                          --max-bulk-len + 1kb [1gb]\n"
            "  --max-output-buffer BYTES most unsent replies per client before it is\n"
            "                          disconnected [1gb]\n"
            "  --max-db-size BYTES     the most the data file may grow to [16gb]\n"
            "  --log-level LEVEL       debug | info | warn | error [info]\n"
+           "  --advertise ADDR        address other nodes use for this one [--host]\n"
+           "  --cluster-key KEYS      base64 cluster keys, comma-separated; the first\n"
+           "                          encrypts, all decrypt (dmkv keygen makes one) [none]\n"
+           "  --cluster-key-file PATH file with one base64 key per line [none]\n"
            "  -h, --help              this help\n",
            DEFAULT_MAXCLIENTS);
 }
@@ -147,6 +153,9 @@ enum {
     OPT_MAXOUTPUT,
     OPT_MAXDB,
     OPT_LOGLEVEL,
+    OPT_ADVERTISE,
+    OPT_CLUSTERKEY,
+    OPT_CLUSTERKEYFILE,
 };
 
 #define FAIL(...)                                                                                  \
@@ -187,11 +196,14 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         {"max-output-buffer", required_argument, 0, OPT_MAXOUTPUT},
         {"max-db-size", required_argument, 0, OPT_MAXDB},
         {"log-level", required_argument, 0, OPT_LOGLEVEL},
+        {"advertise", required_argument, 0, OPT_ADVERTISE},
+        {"cluster-key", required_argument, 0, OPT_CLUSTERKEY},
+        {"cluster-key-file", required_argument, 0, OPT_CLUSTERKEYFILE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     serverConfigDefaults(cfg);
-    bool data_dir_set = false;
+    bool data_dir_set = false, query_set = false;
     long long v;
     uint64_t b;
     optind = 1;
@@ -260,6 +272,7 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             if (parseBytes(optarg, &b) || b < 64 * 1024)
                 FAIL("--max-query-buffer must be a size of at least 64kb, got '%s'", optarg);
             cfg->max_query_bytes = b;
+            query_set = true;
             break;
         case OPT_MAXOUTPUT:
             if (parseBytes(optarg, &b) || b < 64 * 1024)
@@ -278,6 +291,20 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             else if (!strcasecmp(optarg, "error")) cfg->log_level = LOG_ERROR;
             else FAIL("--log-level must be debug, info, warn or error, got '%s'", optarg);
             break;
+        case OPT_ADVERTISE: {
+            unsigned char tmp[16];
+            if (inet_pton(AF_INET, optarg, tmp) != 1 && inet_pton(AF_INET6, optarg, tmp) != 1)
+                FAIL("--advertise must be an IPv4 or IPv6 address, got '%s'", optarg);
+            if (copyFlag(cfg->advertise, sizeof cfg->advertise, optarg, "advertise")) return -1;
+            break;
+        }
+        case OPT_CLUSTERKEY:
+            if (copyFlag(cfg->cluster_key, sizeof cfg->cluster_key, optarg, "cluster-key")) return -1;
+            break;
+        case OPT_CLUSTERKEYFILE:
+            if (copyFlag(cfg->cluster_key_file, sizeof cfg->cluster_key_file, optarg, "cluster-key-file"))
+                return -1;
+            break;
         case ':': FAIL("%s needs a value (see dmkv agent --help)", argv[optind - 1]);
         default: FAIL("unknown flag %s (see dmkv agent --help)", argv[optind - 1]);
         }
@@ -289,7 +316,26 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
     }
     if (cfg->udp_port == 0 && cfg->id <= 59535) cfg->udp_port = 6000 + (int)cfg->id;
     if (!data_dir_set) snprintf(cfg->data_dir, sizeof cfg->data_dir, "./dmkv-data/node-%" PRIu32, cfg->id);
-    if (cfg->max_query_bytes < cfg->max_bulk_bytes + 1024)
+    if (cfg->cluster_key[0] && cfg->cluster_key_file[0])
+        FAIL("give either --cluster-key or --cluster-key-file, not both");
+    if (!cfg->advertise[0]) {
+        unsigned char tmp[16];
+        if (inet_pton(AF_INET, cfg->host, tmp) == 1 || inet_pton(AF_INET6, cfg->host, tmp) == 1) {
+            if (!strcmp(cfg->host, "0.0.0.0") || !strcmp(cfg->host, "::"))
+                FAIL("--host %s listens everywhere: say which address peers should use with --advertise",
+                     cfg->host);
+            snprintf(cfg->advertise, sizeof cfg->advertise, "%s", cfg->host);
+        } else if (!strcmp(cfg->host, "localhost")) {
+            snprintf(cfg->advertise, sizeof cfg->advertise, "127.0.0.1");
+        } else {
+            FAIL("--host %s is a name: give the address peers should use with --advertise", cfg->host);
+        }
+    }
+    /* The query buffer must hold a largest argument with its header. */
+    if (query_set && cfg->max_query_bytes < cfg->max_bulk_bytes + 1024)
+        FAIL("--max-query-buffer must be at least --max-bulk-len + 1kb (%" PRIu64 " bytes)",
+             cfg->max_bulk_bytes + 1024);
+    if (!query_set && cfg->max_query_bytes < cfg->max_bulk_bytes + 64 * 1024)
         cfg->max_query_bytes = cfg->max_bulk_bytes + 64 * 1024;
     return 0;
 }

@@ -55,6 +55,7 @@ struct client {
     /* Writes of the open store batch: where this client's output stood
      * before its first write of the batch, and how many writes it made. */
     size_t batch_mark;
+    size_t batch_tail; /* output length after its latest command in the batch */
     unsigned batch_writes;
     client *batch_next;
     /* The command being executed; args point into the input buffer. */

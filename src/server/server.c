@@ -200,13 +200,20 @@ static void serverBatchFail(server *s, client *current, const char *why) {
     for (client *c = s->batch_clients, *next; c; c = next) {
         next = c->batch_next;
         c->batch_next = NULL;
+        /* One write whose reply is the last thing the client was sent can
+         * simply become an error. Otherwise replies after the first write
+         * of this pipeline described a state that was never committed, and
+         * the only honest thing left is to close the connection. */
+        bool lone = c->batch_writes == 1 && c->out->len == c->batch_tail;
         c->out->len = c->batch_mark;
         c->batch_writes = 0;
         if (c == current) continue; /* the caller appends its error */
-        /* Replies after the first write of this pipeline described a state
-         * that was never committed: the only honest thing left is to close. */
-        respAddErrorFmt(c->out, "ERR write not applied: %s (connection closed)", why);
-        netConnClose(c->conn);
+        if (lone) {
+            respAddErrorFmt(c->out, "ERR write not applied: %s", why);
+        } else {
+            respAddErrorFmt(c->out, "ERR write not applied: %s (connection closed)", why);
+            netConnClose(c->conn);
+        }
         netConnWantFlush(c->conn);
     }
     s->batch_clients = NULL;
@@ -332,6 +339,7 @@ static void clientExecute(client *c) {
     c->last_cmd = cmd;
     ((command *)cmd)->calls++;
     cmd->proc(c);
+    if (c->batch_writes) c->batch_tail = c->out->len;
 }
 
 /* Parses and runs every complete command in the client's input. */

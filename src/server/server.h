@@ -30,6 +30,9 @@ typedef struct serverConfig {
     int use_mutex;
     int numnodes;
     int log_level;
+    char advertise[64];        /* address peers use to reach us; default --host */
+    char cluster_key[4096];    /* base64 keys, comma-separated (first one sends) */
+    char cluster_key_file[1024];
 } serverConfig;
 
 /* Fills defaults, then applies argv (everything after "agent"). Returns 0,

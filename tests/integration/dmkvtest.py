@@ -1,0 +1,371 @@
+"""Helpers shared by the dmkv integration tests.
+
+Every test runs real `dmkv agent` processes on 127.0.0.1, each on a port
+found free at run time and with its own data directory. Nothing here
+sleeps and hopes: every wait is a loop on a condition with a deadline
+(wait_until), and every process an Agent starts is stopped by its pid
+(SIGTERM, then SIGKILL after a deadline).
+
+RespConn is a deliberately small RESP2 client on a raw socket, so tests can
+send exactly the bytes they mean (malformed requests, pipelines, one byte
+at a time) and see exactly what came back, error prefixes included.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def dmkv_bin():
+    """The binary under test: $DMKV_BIN (set by ctest), else a local build."""
+    path = os.environ.get("DMKV_BIN")
+    if path:
+        return path
+    for cand in ("build/dmkv", "build-it/dmkv"):
+        full = os.path.join(REPO, cand)
+        if os.access(full, os.X_OK):
+            return full
+    raise RuntimeError("set DMKV_BIN to the dmkv binary")
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on right now (another process may still
+    take it before we do; Agent.start retries on EADDRINUSE)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def ipv6_loopback_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(cond, timeout, what, interval=0.01):
+    """Polls cond() until it returns something truthy; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def run_dmkv(*args, env=None, timeout=15, stdin=None):
+    """Runs the dmkv binary to completion; returns the CompletedProcess."""
+    full_env = dict(os.environ)
+    full_env.pop("DMKV_NODES", None)
+    full_env.pop("DMKV_PASSWORD", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run([dmkv_bin()] + [str(a) for a in args], capture_output=True,
+                          timeout=timeout, env=full_env, stdin=subprocess.DEVNULL if stdin is None else stdin)
+
+
+# ---------------------------------------------------------------- RESP ----
+
+class RespError:
+    """An error reply; .message is the full text after '-' (e.g. 'ERR ...')."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __repr__(self):
+        return "RespError(%r)" % self.message
+
+    def __eq__(self, other):
+        return isinstance(other, RespError) and other.message == self.message
+
+    def startswith(self, prefix):
+        return self.message.startswith(prefix)
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+def encode_command(*args):
+    """RESP multibulk encoding of args (str, bytes or int)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, int):
+            a = str(a).encode()
+        elif isinstance(a, str):
+            a = a.encode()
+        out.append(b"$%d\r\n" % len(a))
+        out.append(a)
+        out.append(b"\r\n")
+    return b"".join(out)
+
+
+def parse_reply(buf, pos=0):
+    """Parses one reply from buf[pos:]. Returns (value, next_pos), or None
+    when the reply is not complete yet. Simple strings come back as str,
+    bulk strings as bytes, errors as RespError, nil as None."""
+    nl = buf.find(b"\r\n", pos)
+    if nl < 0:
+        return None
+    kind = buf[pos:pos + 1]
+    line = bytes(buf[pos + 1:nl])
+    nxt = nl + 2
+    if kind == b"+":
+        return line.decode("utf-8", "replace"), nxt
+    if kind == b"-":
+        return RespError(line.decode("utf-8", "replace")), nxt
+    if kind == b":":
+        return int(line), nxt
+    if kind == b"$":
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        if len(buf) < nxt + n + 2:
+            return None
+        if buf[nxt + n:nxt + n + 2] != b"\r\n":
+            raise AssertionError("bulk reply not followed by CRLF")
+        return bytes(buf[nxt:nxt + n]), nxt + n + 2
+    if kind == b"*":
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        items = []
+        for _ in range(n):
+            r = parse_reply(buf, nxt)
+            if r is None:
+                return None
+            v, nxt = r
+            items.append(v)
+        return items, nxt
+    raise AssertionError("unexpected reply type byte %r in %r" % (kind, bytes(buf[pos:pos + 80])))
+
+
+class RespConn:
+    """A RESP2 connection on a raw socket; every read has a deadline."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_command(self, *args):
+        self.send(encode_command(*args))
+
+    def _fill(self, deadline):
+        """Reads once more into buf; returns False at EOF."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no complete reply before the deadline; have %r" % bytes(self.buf[:200]))
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except socket.timeout:
+            raise TimeoutError("no complete reply before the deadline; have %r" % bytes(self.buf[:200]))
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def read_reply(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            r = parse_reply(self.buf) if self.buf else None
+            if r is not None:
+                v, used = r
+                del self.buf[:used]
+                return v
+            if self.eof or not self._fill(deadline):
+                raise ConnectionClosed("connection closed; unparsed %r" % bytes(self.buf[:200]))
+
+    def read_replies(self, n, timeout=10):
+        """Reads n replies (parsing the buffer in one pass per read)."""
+        deadline = time.monotonic() + timeout
+        out = []
+        pos = 0
+        while len(out) < n:
+            r = parse_reply(self.buf, pos) if pos < len(self.buf) else None
+            if r is not None:
+                v, pos = r
+                out.append(v)
+                continue
+            del self.buf[:pos]
+            pos = 0
+            if self.eof or not self._fill(deadline):
+                raise ConnectionClosed("connection closed after %d of %d replies" % (len(out), n))
+        del self.buf[:pos]
+        return out
+
+    def call(self, *args, timeout=10):
+        self.send_command(*args)
+        return self.read_reply(timeout)
+
+    def inline(self, line, timeout=10):
+        if isinstance(line, str):
+            line = line.encode()
+        self.send(line + b"\r\n")
+        return self.read_reply(timeout)
+
+    def wait_closed(self, timeout=5):
+        """True when the server closes the connection before the deadline
+        (recv returns b'' or the connection is reset); bytes that arrive
+        first are kept in buf."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            try:
+                if not self._fill(deadline):
+                    return True
+            except TimeoutError:
+                return False
+        return True
+
+
+# --------------------------------------------------------------- agent ----
+
+class AgentExited(AssertionError):
+    pass
+
+
+class Agent:
+    """One `dmkv agent` process. Its stderr (and stdout) go to
+    <workdir>/<name>.log, appended across restarts."""
+
+    def __init__(self, workdir, name="agent1", node_id=1, args=(), data_dir=None, port=None,
+                 host="127.0.0.1"):
+        self.workdir = str(workdir)
+        self.host = host
+        self.name = name
+        self.node_id = node_id
+        self.args = [str(a) for a in args]
+        self.data_dir = str(data_dir) if data_dir else os.path.join(self.workdir, name + "-data")
+        self.log_path = os.path.join(self.workdir, name + ".log")
+        self.port = port
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def command_line(self):
+        return [dmkv_bin(), "agent", "--id", str(self.node_id), "--host", self.host, "--tcp", str(self.port),
+                "--data-dir", self.data_dir] + self.args
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=10):
+        """Starts the agent and waits until it answers PING. A port taken
+        in the meantime by someone else means a new port and a new try."""
+        assert not self.running(), "agent %s is already running" % self.name
+        for attempt in range(5):
+            if self.port is None:
+                self.port = free_port(self.host)
+            self.starts += 1
+            with open(self.log_path, "ab") as log:
+                log.write(("---- start %d: %s\n" % (self.starts, " ".join(self.command_line()))).encode())
+                log.flush()
+                self.proc = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=log)
+            try:
+                self.wait_ready(timeout)
+                return self
+            except AgentExited:
+                if "address already in use" in self.read_log().split("---- start %d" % self.starts)[-1]:
+                    self.port = None
+                    continue
+                raise
+        raise AssertionError("agent %s: no free port after 5 tries" % self.name)
+
+    def wait_ready(self, timeout=10):
+        def ping():
+            code = self.proc.poll()
+            if code is not None:
+                raise AgentExited("agent %s exited with %d before it was ready:\n%s"
+                                  % (self.name, code, self.read_log()[-3000:]))
+            try:
+                with RespConn(self.port, host=self.host, timeout=1) as c:
+                    return c.call("PING", timeout=1) == "PONG"
+            except (OSError, ConnectionClosed, TimeoutError):
+                return False
+        wait_until(ping, timeout, "agent %s to answer PING on port %s" % (self.name, self.port))
+
+    def wait_exit(self, timeout=10):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("agent %s (pid %d) did not exit within %.0fs" % (self.name, self.pid, timeout))
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL after the deadline. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                raise AssertionError("agent %s ignored SIGTERM for %.0fs; killed" % (self.name, timeout))
+        return self.proc.returncode
+
+    def kill9(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.wait(timeout=10)
+
+    def restart(self, timeout=10):
+        self.stop()
+        return self.start(timeout)
+
+    def conn(self, timeout=10):
+        return RespConn(self.port, host=self.host, timeout=timeout)
+
+    def call(self, *args, timeout=10):
+        with self.conn() as c:
+            return c.call(*args, timeout=timeout)
+
+    def redis(self, **kw):
+        import redis
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=kw.pop("socket_timeout", 30), **kw)
+
+    @property
+    def address(self):
+        if ":" in self.host:
+            return "[%s]:%d" % (self.host, self.port)
+        return "%s:%d" % (self.host, self.port)
