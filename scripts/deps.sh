@@ -8,9 +8,9 @@ set -eu
 PACKAGES="
 build-essential cmake pkg-config clang
 libuv1-dev liblmdb-dev lmdb-utils libsodium-dev libcjson-dev libraft-dev libedit-dev
-libcmocka-dev
+libcmocka-dev libmicrohttpd-dev
 redis-tools redis-server
-python3 python3-pytest python3-redis
+python3 python3-pytest python3-redis chromium
 nftables iproute2 procps
 "
 

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "crypt/crypt.h"
+#include "logger/logger.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
@@ -10,16 +12,31 @@ static void usage(FILE *f) {
                "\n"
                "Server:\n"
                "  agent     run a node (dmkv agent --help for every flag)\n"
+               "  logger    collect the nodes' events; orderings, ShiViz, diagram\n"
                "\n"
                "Client (all take --nodes host:port,... or $DMKV_NODES):\n"
                "  cmd       send any command: dmkv cmd \"SET color red\"\n"
                "  get       dmkv get KEY\n"
                "  put       dmkv put KEY VALUE\n"
                "  del       dmkv del KEY...\n"
+               "  members   the cluster as one node sees it\n"
+               "  trace     events from the logger in physical, Lamport or causal order\n"
                "\n"
+               "  keygen    print a new random cluster key (for --cluster-key)\n"
                "  version   print the version\n"
                "\n"
                "Run 'dmkv <command> --help' for a command's flags.\n");
+}
+
+static int keygenMain(void) {
+    if (cryptInit() != 0) {
+        fprintf(stderr, "dmkv keygen: cannot initialise libsodium\n");
+        return 1;
+    }
+    char key[128];
+    keyringGenerate(key, sizeof key);
+    printf("%s\n", key);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -37,10 +54,14 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(verb, "agent")) return agentMain(argc - 1, argv + 1);
+    if (!strcmp(verb, "logger")) return loggerMain(argc - 1, argv + 1);
+    if (!strcmp(verb, "trace")) return cliMainTrace(argc - 1, argv + 1);
     if (!strcmp(verb, "cmd")) return cliMainCmd(argc - 1, argv + 1);
     if (!strcmp(verb, "get")) return cliMainGet(argc - 1, argv + 1);
     if (!strcmp(verb, "put")) return cliMainPut(argc - 1, argv + 1);
     if (!strcmp(verb, "del")) return cliMainDel(argc - 1, argv + 1);
+    if (!strcmp(verb, "members")) return cliMainMembers(argc - 1, argv + 1);
+    if (!strcmp(verb, "keygen")) return keygenMain();
     fprintf(stderr, "dmkv: unknown command '%s' (see dmkv --help)\n", verb);
     return 2;
 }

@@ -16,6 +16,7 @@ enum cliExit { CLI_OK = 0, CLI_SERVER_ERROR = 1, CLI_USAGE = 2, CLI_UNREACHABLE 
 
 #define CLI_DEFAULT_NODES "127.0.0.1:5001"
 #define CLI_MAX_NODES 256
+#define CLI_DEFAULT_LOGGER "127.0.0.1:5000"
 
 typedef struct cliNode {
     char host[256];
@@ -49,5 +50,7 @@ int cliMainCmd(int argc, char **argv);
 int cliMainGet(int argc, char **argv);
 int cliMainPut(int argc, char **argv);
 int cliMainDel(int argc, char **argv);
+int cliMainMembers(int argc, char **argv);
+int cliMainTrace(int argc, char **argv);
 
 #endif

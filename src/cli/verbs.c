@@ -29,6 +29,8 @@ static void verbUsage(const char *verb) {
         printf("Usage: dmkv get [--node I] [--nodes LIST] KEY\n\nPrints the value of KEY, or (nil).\n");
     else if (!strcmp(verb, "put"))
         printf("Usage: dmkv put [--node I] [--nodes LIST] KEY VALUE\n\nSets KEY to VALUE; prints OK.\n");
+    else if (!strcmp(verb, "members"))
+        printf("Usage: dmkv members [--node I] [--nodes LIST]\n\nPrints the cluster membership as node I sees it: id, client address,\ngossip port, state, incarnation and time since the last change.\n");
     else if (!strcmp(verb, "del"))
         printf("Usage: dmkv del [--node I] [--nodes LIST] KEY...\n\nDeletes keys; prints how many existed.\n");
     printf("\nOptions:\n"
@@ -108,9 +110,19 @@ static int verbParse(const char *verb, int argc, char **argv, verbOpts *o) {
     return -1;
 }
 
+typedef void (*verbPrintFn)(const respReply *r, buf *out);
+
+static int verbRunWith(const char *verb, const verbOpts *o, size_t argc, const char *const *argv,
+                       const size_t *lens, verbPrintFn print);
+
 /* Connects to the chosen node, authenticates, sends argv, prints the reply. */
 static int verbRun(const char *verb, const verbOpts *o, size_t argc, const char *const *argv,
                    const size_t *lens) {
+    return verbRunWith(verb, o, argc, argv, lens, cliFormatReply);
+}
+
+static int verbRunWith(const char *verb, const verbOpts *o, size_t argc, const char *const *argv,
+                       const size_t *lens, verbPrintFn print) {
     const cliNode *n = &o->nodes[o->node];
     char err[512];
     cliConn conn;
@@ -141,7 +153,8 @@ static int verbRun(const char *verb, const verbOpts *o, size_t argc, const char 
     cliClose(&conn);
     buf out;
     bufInit(&out);
-    cliFormatReply(r, &out);
+    if (r->type == RESP_ERROR) cliFormatReply(r, &out);
+    else print(r, &out);
     bufAppendChar(&out, '\n');
     int code = CLI_OK;
     if (r->type == RESP_ERROR) {
@@ -245,4 +258,87 @@ int cliMainCmd(int argc, char **argv) {
     respParserFree(&p);
     free(line);
     return rc;
+}
+
+/* MEMBERS rows are [id, host, tcp, udp, state, incarnation, ms since
+ * change, "self" or ""]. */
+static void printMembers(const respReply *r, buf *out) {
+    if (r->type != RESP_ARRAY) {
+        cliFormatReply(r, out);
+        return;
+    }
+    bufPrintf(out, "%-6s %-24s %-7s %-8s %-12s %s", "ID", "ADDRESS", "GOSSIP", "STATE", "INCARNATION", "SINCE");
+    for (size_t i = 0; i < r->elements; i++) {
+        const respReply *m = r->element[i];
+        if (m->type != RESP_ARRAY || m->elements < 8) continue;
+        char addr[300];
+        snprintf(addr, sizeof addr, strchr(m->element[1]->str ? m->element[1]->str : "", ':') ? "[%s]:%lld" : "%s:%lld",
+                 m->element[1]->str ? m->element[1]->str : "?", m->element[2]->integer);
+        double since = (double)m->element[6]->integer / 1000.0;
+        bufPrintf(out, "\n%-6lld %-24s %-7lld %-8s %-12lld %.1fs%s", m->element[0]->integer, addr,
+                  m->element[3]->integer, m->element[4]->str ? m->element[4]->str : "?", m->element[5]->integer,
+                  since, m->element[7]->len ? "  (this node)" : "");
+    }
+}
+
+int cliMainMembers(int argc, char **argv) {
+    verbOpts o;
+    size_t npos;
+    int rc = verbArgs("members", argc, argv, 0, 0, &o, &npos);
+    if (rc >= 0) return rc;
+    const char *av[1] = {"MEMBERS"};
+    size_t al[1] = {7};
+    return verbRunWith("members", &o, 1, av, al, printMembers);
+}
+
+/* dmkv trace [--logger HOST:PORT] [--order o] [--format f] [--key K] [--last N] */
+int cliMainTrace(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"logger", required_argument, 0, 'l'}, {"order", required_argument, 0, 'o'},
+        {"format", required_argument, 0, 'f'}, {"key", required_argument, 0, 'k'},
+        {"last", required_argument, 0, 'n'},   {"timeout", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+    };
+    const char *addr = getenv("DMKV_LOGGER");
+    if (!addr || !*addr) addr = CLI_DEFAULT_LOGGER;
+    const char *av[9] = {"TRACE"};
+    size_t ac = 1;
+    int timeout_ms = CLI_TIMEOUT_MS;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': addr = optarg; break;
+        case 'o': av[ac++] = "ORDER"; av[ac++] = optarg; break;
+        case 'f': av[ac++] = "FORMAT"; av[ac++] = optarg; break;
+        case 'k': av[ac++] = "KEY"; av[ac++] = optarg; break;
+        case 'n': av[ac++] = "LAST"; av[ac++] = optarg; break;
+        case 't': timeout_ms = atoi(optarg) > 0 ? atoi(optarg) : CLI_TIMEOUT_MS; break;
+        case 'h':
+            printf("Usage: dmkv trace [--logger HOST:PORT] [--order physical|lamport|vector]\n"
+                   "                  [--format text|json|shiviz] [--key K] [--last N]\n\n"
+                   "Prints the events the logger collected, in the chosen order.\n"
+                   "--logger defaults to $DMKV_LOGGER, then %s.\n",
+                   CLI_DEFAULT_LOGGER);
+            return CLI_OK;
+        case ':': fprintf(stderr, "dmkv trace: %s needs a value\n", argv[optind - 1]); return CLI_USAGE;
+        default: fprintf(stderr, "dmkv trace: unknown option %s (see dmkv trace --help)\n", argv[optind - 1]); return CLI_USAGE;
+        }
+        if (ac > 7) break;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dmkv trace: unexpected argument '%s'\n", argv[optind]);
+        return CLI_USAGE;
+    }
+    verbOpts o;
+    memset(&o, 0, sizeof o);
+    char err[512];
+    if (cliParseNodes(addr, o.nodes, 1, err, sizeof err) != 1) {
+        fprintf(stderr, "dmkv trace: --logger: %s\n", err);
+        return CLI_USAGE;
+    }
+    o.nnodes = 1;
+    o.timeout_ms = timeout_ms;
+    return verbRun("trace", &o, ac, av, NULL);
 }

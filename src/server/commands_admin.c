@@ -10,6 +10,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "server/cluster.h"
+#include "server/events.h"
 #include "server/internal.h"
 #include "util/log.h"
 
@@ -422,6 +424,16 @@ void cmdInfo(client *c) {
                   s->stats.keyspace_hits, s->stats.keyspace_misses, s->stats.auth_failures,
                   s->stats.output_limit_disconnects, s->stats.query_limit_disconnects);
     }
+    if (infoWants("cluster", args, nargs) && s->cl) {
+        bufPrintf(&b, "# Cluster\r\nnode_id:%" PRIu32 "\r\n", s->cfg.id);
+        clusterInfo(s->cl, &b);
+        bufPrintf(&b, "\r\n");
+    }
+    if (infoWants("events", args, nargs)) {
+        bufPrintf(&b, "# Events\r\n");
+        eventsInfo(s, &b);
+        bufPrintf(&b, "\r\n");
+    }
     if (infoWants("keyspace", args, nargs)) {
         storeStats st;
         storeGetStats(s->st, &st);
@@ -452,4 +464,20 @@ void cmdShutdown(client *c) {
     logInfo("SHUTDOWN requested by client %s", netConnPeer(c->conn));
     /* Like Redis, no reply: the connection closes when the agent stops. */
     c->srv->request_stop(c->srv);
+}
+
+void cmdMembers(client *c) {
+    clusterReplyMembers(c->srv->cl, c->out);
+}
+
+/* DMKV.PUSHPULL state: node-to-node membership exchange. */
+void cmdPushPull(client *c) {
+    buf reply;
+    bufInit(&reply);
+    char err[200];
+    if (clusterPushPull(c->srv->cl, c->argv[1].p, c->argv[1].len, &reply, err, sizeof err) != 0)
+        respAddErrorFmt(c->out, "ERR %s", err);
+    else
+        respAddBulk(c->out, reply.data, reply.len);
+    bufFree(&reply);
 }

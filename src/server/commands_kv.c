@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/events.h"
 #include "server/internal.h"
 
 #define SCAN_DEFAULT_COUNT 10
@@ -41,20 +42,29 @@ static int kvLookup(client *c, const cmdArg *k, storeRecord *rec) {
     return rc;
 }
 
-static bool kvPut(client *c, const cmdArg *k, const char *val, size_t vlen) {
+/* Writes a value with a fresh version; the write is the event `kind`. */
+static bool kvPutAs(client *c, const char *kind, const cmdArg *k, const char *val, size_t vlen) {
     storeRecord rec = {.value = val, .value_len = vlen};
     serverNewVersion(c->srv, &rec.ver);
     if (storePut(c->srv->st, k->p, k->len, &rec) != STORE_OK) {
         serverStoreFailed(c);
         return false;
     }
+    eventsAtCurrentClock(c->srv, kind, k->p, k->len, val, vlen, NULL);
     return true;
+}
+
+static bool kvPut(client *c, const cmdArg *k, const char *val, size_t vlen) {
+    return kvPutAs(c, "PUT", k, val, vlen);
 }
 
 static void cmdGet(client *c) {
     storeRecord rec;
     int rc = kvLookup(c, &c->argv[1], &rec);
     if (rc == STORE_ERR) return;
+    if (eventsEnabled(c->srv))
+        eventsLocal(c->srv, "GET", c->argv[1].p, c->argv[1].len, rc == STORE_OK ? rec.value : NULL,
+                    rc == STORE_OK ? rec.value_len : 0);
     if (rc == STORE_NOTFOUND) {
         c->srv->stats.keyspace_misses++;
         respAddNil(c->out);
@@ -151,7 +161,10 @@ static bool kvDelete(client *c, const cmdArg *k, bool *deleted) {
         return false;
     }
     *deleted = rc == STORE_OK;
-    if (*deleted) c->srv->clock_dirty = true;
+    if (*deleted) {
+        c->srv->clock_dirty = true;
+        eventsLocal(c->srv, "DEL", k->p, k->len, NULL, 0);
+    }
     return true;
 }
 
@@ -214,7 +227,7 @@ static void incrGeneric(client *c, const cmdArg *k, long long by) {
     cur += by;
     char num[24];
     int n = snprintf(num, sizeof num, "%lld", cur);
-    if (kvPut(c, k, num, (size_t)n)) respAddInt(c->out, cur);
+    if (kvPutAs(c, "INCR", k, num, (size_t)n)) respAddInt(c->out, cur);
 }
 
 static void cmdIncr(client *c) {
@@ -477,6 +490,8 @@ void cmdConfig(client *c);
 void cmdInfo(client *c);
 void cmdTime(client *c);
 void cmdShutdown(client *c);
+void cmdMembers(client *c);
+void cmdPushPull(client *c);
 
 #define W CMD_WRITE
 #define R CMD_READ
@@ -519,5 +534,7 @@ command serverCommands[] = {
     {"info", cmdInfo, -1, 0, 0, 0, 0, "Server information and statistics", 0},
     {"time", cmdTime, 1, F, 0, 0, 0, "Server time", 0},
     {"shutdown", cmdShutdown, -1, A, 0, 0, 0, "Stop the agent cleanly", 0},
+    {"members", cmdMembers, 1, 0, 0, 0, 0, "Cluster members: id, host, tcp, udp, state, incarnation, ms since change", 0},
+    {"dmkv.pushpull", cmdPushPull, 2, CMD_PEER, 0, 0, 0, "Node-to-node membership exchange", 0},
 };
 const size_t serverCommandCount = sizeof serverCommands / sizeof serverCommands[0];

@@ -50,29 +50,34 @@ static int parseInt(const char *s, long long lo, long long hi, long long *out) {
     return 0;
 }
 
-/* Checks host:tcp=id and host:tcp:udp=id entries. */
+/* Checks host:tcp=id and host:tcp:udp=id entries; an IPv6 host is
+ * written in brackets, [::1]:5001=1. */
 static int validatePeers(const char *list, char *why, size_t whylen) {
     char *copy = xstrdup(list), *save = NULL;
     int rc = 0;
     for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
         char *eq = strrchr(e, '=');
         long long v;
-        if (!eq || parseInt(eq + 1, 1, UINT32_MAX, &v) != 0) {
+        char *ports = NULL;
+        if (eq && parseInt(eq + 1, 1, UINT32_MAX, &v) == 0) {
+            *eq = '\0';
+            if (e[0] == '[') {
+                char *close = strchr(e, ']');
+                if (close && close > e + 1 && close[1] == ':') ports = close + 2;
+            } else {
+                char *c1 = strchr(e, ':');
+                if (c1 && c1 > e) ports = c1 + 1;
+            }
+        }
+        if (!ports) {
             snprintf(why, whylen, "peer '%s' must look like host:tcp=id or host:tcp:udp=id", e);
             rc = -1;
             break;
         }
-        *eq = '\0';
-        char *c1 = strchr(e, ':');
-        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c1 || c1 == e || (c2 && strchr(c2 + 1, ':'))) {
-            snprintf(why, whylen, "peer '%s' must look like host:tcp=id or host:tcp:udp=id", e);
-            rc = -1;
-            break;
-        }
+        char *c2 = strchr(ports, ':');
         if (c2) *c2 = '\0';
-        if (parseInt(c1 + 1, 1, 65535, &v) != 0 || (c2 && parseInt(c2 + 1, 1, 65535, &v) != 0)) {
-            snprintf(why, whylen, "peer '%s' has a port outside 1..65535", e);
+        if (parseInt(ports, 1, 65535, &v) != 0 || (c2 && parseInt(c2 + 1, 1, 65535, &v) != 0)) {
+            snprintf(why, whylen, "peer '%s' has a port outside 1..65535 or a malformed port list", e);
             rc = -1;
             break;
         }
@@ -95,9 +100,12 @@ static void serverConfigDefaults(serverConfig *cfg) {
     cfg->max_db_bytes = DEFAULT_MAX_DB_BYTES;
     cfg->use_mutex = 0;
     cfg->log_level = LOG_INFO;
+    gossipConfigDefault(&cfg->gossip);
 }
 
 void serverPrintHelp(void) {
+    gossipConfig g;
+    gossipConfigDefault(&g);
     printf("Usage: dmkv agent [flags]\n"
            "\n"
            "Runs one dmkv node. Clients speak the Redis protocol to --tcp\n"
@@ -131,8 +139,18 @@ void serverPrintHelp(void) {
            "  --cluster-key KEYS      base64 cluster keys, comma-separated; the first\n"
            "                          encrypts, all decrypt (dmkv keygen makes one) [none]\n"
            "  --cluster-key-file PATH file with one base64 key per line [none]\n"
+           "\n"
+           "Membership (SWIM gossip) timings, see docs/GOSSIP.md:\n"
+           "  --probe-interval-ms MS  one protocol period [%u]\n"
+           "  --probe-timeout-ms MS   direct ack wait before indirect probes [%u]\n"
+           "  --indirect-checks K     members asked to probe a silent one [%u]\n"
+           "  --suspicion-mult S      suspicion = S * max(1, log10 N) * interval [%u]\n"
+           "  --retransmit-mult R     sends per update = R * ceil(log10(N+1)) [%u]\n"
+           "  --gossip-interval-ms MS piggyback-only gossip rounds [%u]\n"
+           "  --push-pull-interval-ms MS  full state exchange with a random member [%u]\n"
            "  -h, --help              this help\n",
-           DEFAULT_MAXCLIENTS);
+           DEFAULT_MAXCLIENTS, g.probe_interval_ms, g.probe_timeout_ms, g.indirect_checks, g.suspicion_mult,
+           g.retransmit_mult, g.gossip_interval_ms, g.push_pull_interval_ms);
 }
 
 enum {
@@ -156,6 +174,13 @@ enum {
     OPT_ADVERTISE,
     OPT_CLUSTERKEY,
     OPT_CLUSTERKEYFILE,
+    OPT_G_PROBE_INTERVAL,
+    OPT_G_PROBE_TIMEOUT,
+    OPT_G_INDIRECT,
+    OPT_G_SUSPICION,
+    OPT_G_RETRANSMIT,
+    OPT_G_GOSSIP_INTERVAL,
+    OPT_G_PUSHPULL,
 };
 
 #define FAIL(...)                                                                                  \
@@ -199,6 +224,13 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         {"advertise", required_argument, 0, OPT_ADVERTISE},
         {"cluster-key", required_argument, 0, OPT_CLUSTERKEY},
         {"cluster-key-file", required_argument, 0, OPT_CLUSTERKEYFILE},
+        {"probe-interval-ms", required_argument, 0, OPT_G_PROBE_INTERVAL},
+        {"probe-timeout-ms", required_argument, 0, OPT_G_PROBE_TIMEOUT},
+        {"indirect-checks", required_argument, 0, OPT_G_INDIRECT},
+        {"suspicion-mult", required_argument, 0, OPT_G_SUSPICION},
+        {"retransmit-mult", required_argument, 0, OPT_G_RETRANSMIT},
+        {"gossip-interval-ms", required_argument, 0, OPT_G_GOSSIP_INTERVAL},
+        {"push-pull-interval-ms", required_argument, 0, OPT_G_PUSHPULL},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -299,12 +331,33 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             break;
         }
         case OPT_CLUSTERKEY:
+            if (!optarg[0]) FAIL("--cluster-key must not be empty (dmkv keygen makes a key)");
             if (copyFlag(cfg->cluster_key, sizeof cfg->cluster_key, optarg, "cluster-key")) return -1;
             break;
         case OPT_CLUSTERKEYFILE:
+            if (!optarg[0]) FAIL("--cluster-key-file must not be empty");
             if (copyFlag(cfg->cluster_key_file, sizeof cfg->cluster_key_file, optarg, "cluster-key-file"))
                 return -1;
             break;
+        case OPT_G_PROBE_INTERVAL:
+        case OPT_G_PROBE_TIMEOUT:
+        case OPT_G_INDIRECT:
+        case OPT_G_SUSPICION:
+        case OPT_G_RETRANSMIT:
+        case OPT_G_GOSSIP_INTERVAL:
+        case OPT_G_PUSHPULL: {
+            if (parseInt(optarg, 0, 3600000, &v))
+                FAIL("%s must be a whole number, got '%s'", argv[optind - 1], optarg);
+            uint32_t *field = o == OPT_G_PROBE_INTERVAL    ? &cfg->gossip.probe_interval_ms
+                              : o == OPT_G_PROBE_TIMEOUT   ? &cfg->gossip.probe_timeout_ms
+                              : o == OPT_G_INDIRECT        ? &cfg->gossip.indirect_checks
+                              : o == OPT_G_SUSPICION       ? &cfg->gossip.suspicion_mult
+                              : o == OPT_G_RETRANSMIT      ? &cfg->gossip.retransmit_mult
+                              : o == OPT_G_GOSSIP_INTERVAL ? &cfg->gossip.gossip_interval_ms
+                                                           : &cfg->gossip.push_pull_interval_ms;
+            *field = (uint32_t)v;
+            break;
+        }
         case ':': FAIL("%s needs a value (see dmkv agent --help)", argv[optind - 1]);
         default: FAIL("unknown flag %s (see dmkv agent --help)", argv[optind - 1]);
         }
@@ -314,7 +367,12 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         if (cfg->id > 60535) FAIL("--tcp is required when --id is above 60535");
         cfg->tcp_port = 5000 + (int)cfg->id;
     }
-    if (cfg->udp_port == 0 && cfg->id <= 59535) cfg->udp_port = 6000 + (int)cfg->id;
+    if (cfg->udp_port == 0) {
+        if (cfg->id > 59535) FAIL("--udp is required when --id is above 59535");
+        cfg->udp_port = 6000 + (int)cfg->id;
+    }
+    char gerr[256];
+    if (gossipConfigCheck(&cfg->gossip, gerr, sizeof gerr) != 0) FAIL("%s", gerr);
     if (!data_dir_set) snprintf(cfg->data_dir, sizeof cfg->data_dir, "./dmkv-data/node-%" PRIu32, cfg->id);
     if (cfg->cluster_key[0] && cfg->cluster_key_file[0])
         FAIL("give either --cluster-key or --cluster-key-file, not both");

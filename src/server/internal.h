@@ -27,6 +27,7 @@ typedef struct cmdArg {
 #define CMD_NOAUTH 0x04u  /* allowed before AUTH */
 #define CMD_ADMIN 0x08u
 #define CMD_FAST 0x10u
+#define CMD_PEER 0x20u    /* node-to-node: authenticated by the cluster key when one is set */
 
 typedef struct command {
     const char *name;
@@ -88,8 +89,15 @@ typedef struct serverStats {
     uint64_t auth_failures;
 } serverStats;
 
+struct cluster;
+struct keyring;
+
 struct server {
     serverConfig cfg;
+    struct keyring *keys;   /* cluster keyring, NULL without --cluster-key */
+    struct cluster *cl;
+    void *events;            /* the event sink (events.c), NULL without --logger-addr */
+    uint64_t events_total;
     struct uv_loop_s *loop;
     netServer *net;
     store *st;

@@ -19,6 +19,9 @@
 #include <strings.h>
 #include <uv.h>
 
+#include "crypt/crypt.h"
+#include "server/cluster.h"
+#include "server/events.h"
 #include "server/internal.h"
 #include "util/log.h"
 
@@ -327,7 +330,8 @@ static void clientExecute(client *c) {
         bufFree(&msg);
         return;
     }
-    if (!c->authenticated && !(cmd->flags & CMD_NOAUTH)) {
+    bool peer_ok = (cmd->flags & CMD_PEER) && c->srv->keys; /* sealed with the cluster key */
+    if (!c->authenticated && !(cmd->flags & CMD_NOAUTH) && !peer_ok) {
         respAddError(c->out, "NOAUTH Authentication required.");
         return;
     }
@@ -467,6 +471,12 @@ static void onNetClosed(void *ctx) {
     uv_close((uv_handle_t *)&a->sync_timer, NULL);
 }
 
+static void onClusterStopped(void *ctx) {
+    server *s = ctx;
+    eventsStop(s);
+    netServerShutdown(s->net, onNetClosed);
+}
+
 static void agentStop(server *s) {
     agentLoop *a = (agentLoop *)s;
     if (a->shutdown_started) return;
@@ -474,13 +484,27 @@ static void agentStop(server *s) {
     s->stopping = true;
     logInfo("shutting down");
     uv_timer_stop(&a->sync_timer);
-    netServerShutdown(s->net, onNetClosed);
+    /* Leave the cluster first (LEFT, not DEAD), still serving clients. */
+    if (s->cl) {
+        clusterStop(s->cl, onClusterStopped, s);
+    } else {
+        eventsStop(s);
+        netServerShutdown(s->net, onNetClosed);
+    }
 }
 
 static void onSignal(uv_signal_t *h, int signum) {
     agentLoop *a = h->data;
     logInfo("received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
     agentStop(&a->srv);
+}
+
+/* Start-up failed after the loop was set up: release its handles. */
+static void agentAbortLoop(agentLoop *a) {
+    netServerShutdown(a->srv.net, NULL);
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    netServerFree(a->srv.net);
+    uv_loop_close(&a->loop);
 }
 
 int serverRun(const serverConfig *cfg) {
@@ -495,6 +519,18 @@ int serverRun(const serverConfig *cfg) {
     int code = 1;
     char err[512];
 
+    if (cryptInit() != 0) {
+        fprintf(stderr, "dmkv agent: cannot initialise libsodium\n");
+        goto out;
+    }
+    if (cfg->cluster_key[0] || cfg->cluster_key_file[0]) {
+        int krc = cfg->cluster_key[0] ? keyringParse(&s->keys, cfg->cluster_key, err, sizeof err)
+                                      : keyringLoadFile(&s->keys, cfg->cluster_key_file, err, sizeof err);
+        if (krc != 0) {
+            fprintf(stderr, "dmkv agent: %s\n", err);
+            goto out;
+        }
+    }
     storeOptions so = {.dir = cfg->data_dir, .fsync = cfg->fsync, .map_size_bytes = cfg->max_db_bytes};
     if (storeOpen(&s->st, &so, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "dmkv agent: %s\n", err);
@@ -517,10 +553,19 @@ int serverRun(const serverConfig *cfg) {
     s->net = netServerCreate(&a->loop, &h);
     if (netServerListen(s->net, cfg->host, cfg->tcp_port, err, sizeof err) != 0) {
         fprintf(stderr, "dmkv agent: %s\n", err);
-        netServerShutdown(s->net, NULL);
-        uv_run(&a->loop, UV_RUN_DEFAULT);
-        netServerFree(s->net);
-        uv_loop_close(&a->loop);
+        agentAbortLoop(a);
+        goto out_store;
+    }
+    if (eventsStart(s, &a->loop, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv agent: %s\n", err);
+        agentAbortLoop(a);
+        goto out_store;
+    }
+    s->cl = clusterStart(s, &a->loop, err, sizeof err);
+    if (!s->cl) {
+        fprintf(stderr, "dmkv agent: %s\n", err);
+        eventsStop(s);
+        agentAbortLoop(a);
         goto out_store;
     }
     uv_signal_init(&a->loop, &a->sigint);
@@ -542,12 +587,14 @@ int serverRun(const serverConfig *cfg) {
                                                  : "no");
     uv_run(&a->loop, UV_RUN_DEFAULT);
     code = s->exit_code;
+    clusterFree(s->cl);
     netServerFree(s->net);
     if (uv_loop_close(&a->loop) != 0) logWarn("event loop closed with handles open");
 out_store:
     storeClose(s->st);
     if (code == 0) logInfo("stopped; data is on disk");
 out:
+    if (s->keys) keyringFree(s->keys);
     nodeClockFree(&s->clock);
     bufFree(&s->scratch);
     for (size_t i = 0; i < SCAN_CURSORS; i++) bufFree(&s->cursors[i].last_key);

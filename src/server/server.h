@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gossip/gossip.h"
 #include "store/store.h"
 
 typedef struct serverConfig {
@@ -33,6 +34,7 @@ typedef struct serverConfig {
     char advertise[64];        /* address peers use to reach us; default --host */
     char cluster_key[4096];    /* base64 keys, comma-separated (first one sends) */
     char cluster_key_file[1024];
+    gossipConfig gossip;       /* membership timings (--probe-interval-ms ...) */
 } serverConfig;
 
 /* Fills defaults, then applies argv (everything after "agent"). Returns 0,

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dmkvtest import Agent  # noqa: E402
+from dmkvtest import Agent, Logger  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -19,7 +19,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
-        for a in getattr(item, "_dmkv_agents", []):
+        for a in getattr(item, "_dmkv_agents", []) + getattr(item, "_dmkv_loggers", []):
             log = a.read_log()
             if len(log) > 20000:
                 log = "...\n" + log[-20000:]
@@ -55,3 +55,29 @@ def make_agent(tmp_path, request):
 @pytest.fixture
 def agent(make_agent):
     return make_agent()
+
+
+@pytest.fixture
+def make_logger(tmp_path, request):
+    """make_logger(name=None, http=False, port=None, log_file=None, args=(), start=True):
+    `dmkv logger` processes, every one stopped when the test ends."""
+    started = []
+    request.node._dmkv_loggers = started
+
+    def make(name=None, http=False, port=None, log_file=None, args=(), start=True):
+        lg = Logger(tmp_path, name=name or "logger%d" % (len(started) + 1), port=port, http=http,
+                    log_file=log_file, args=args)
+        started.append(lg)
+        if start:
+            lg.start()
+        return lg
+
+    yield make
+    errors = []
+    for lg in started:
+        try:
+            lg.stop()
+        except Exception as e:  # keep stopping the others
+            errors.append(e)
+    if errors:
+        raise errors[0]

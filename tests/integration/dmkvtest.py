@@ -267,6 +267,9 @@ class Agent:
         self.data_dir = str(data_dir) if data_dir else os.path.join(self.workdir, name + "-data")
         self.log_path = os.path.join(self.workdir, name + ".log")
         self.port = port
+        # Every agent also binds a UDP gossip port; tests that do not choose
+        # one get a free one, so agents with the same id do not collide.
+        self.udp_port = None
         self.proc = None
         self.starts = 0
 
@@ -275,8 +278,9 @@ class Agent:
         return self.proc.pid if self.proc else None
 
     def command_line(self):
+        udp = [] if "--udp" in self.args else ["--udp", str(self.udp_port)]
         return [dmkv_bin(), "agent", "--id", str(self.node_id), "--host", self.host, "--tcp", str(self.port),
-                "--data-dir", self.data_dir] + self.args
+                "--data-dir", self.data_dir] + udp + self.args
 
     def read_log(self):
         try:
@@ -295,6 +299,8 @@ class Agent:
         for attempt in range(5):
             if self.port is None:
                 self.port = free_port(self.host)
+            if self.udp_port is None and "--udp" not in self.args:
+                self.udp_port = free_udp_port(self.host)
             self.starts += 1
             with open(self.log_path, "ab") as log:
                 log.write(("---- start %d: %s\n" % (self.starts, " ".join(self.command_line()))).encode())
@@ -307,6 +313,7 @@ class Agent:
             except AgentExited:
                 if "address already in use" in self.read_log().split("---- start %d" % self.starts)[-1]:
                     self.port = None
+                    self.udp_port = None
                     continue
                 raise
         raise AssertionError("agent %s: no free port after 5 tries" % self.name)
@@ -369,3 +376,283 @@ class Agent:
         if ":" in self.host:
             return "[%s]:%d" % (self.host, self.port)
         return "%s:%d" % (self.host, self.port)
+
+
+# ------------------------------------------------------------- cluster ----
+# Helpers for the membership tests (test_membership.py, test_netns.py).
+
+def free_udp_port(host="127.0.0.1"):
+    """A UDP port nothing is bound to right now (same caveat as free_port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_gossip_ports(n, host="127.0.0.1"):
+    """n (tcp, udp) pairs, each free right now, no two alike, so n agents
+    can be given each other's addresses before any of them starts."""
+    tcps, udps = set(), set()
+    out = []
+    for _ in range(n):
+        for _ in range(100):
+            t = free_port(host)
+            if t not in tcps:
+                break
+        for _ in range(100):
+            u = free_udp_port(host)
+            if u not in udps:
+                break
+        tcps.add(t)
+        udps.add(u)
+        out.append((t, u))
+    return out
+
+
+def peers_arg(entries, with_udp=False):
+    """--peers value from (host, tcp, udp, id) tuples: host:tcp=id, or
+    host:tcp:udp=id when with_udp."""
+    parts = []
+    for host, tcp, udp, node_id in entries:
+        h = "[%s]" % host if ":" in host else host
+        parts.append("%s:%d:%d=%d" % (h, tcp, udp, node_id) if with_udp else "%s:%d=%d" % (h, tcp, node_id))
+    return ",".join(parts)
+
+
+def parse_members(reply):
+    """MEMBERS reply -> {id: {"host", "tcp", "udp", "state", "incarnation",
+    "since_ms", "self"}}. Checks the shape of every row."""
+    if not isinstance(reply, list):
+        raise AssertionError("MEMBERS did not return an array: %r" % (reply,))
+    out = {}
+    for row in reply:
+        if not (isinstance(row, list) and len(row) == 8):
+            raise AssertionError("MEMBERS row is not an array of 8: %r" % (row,))
+        node_id, host, tcp, udp, state, inc, since, me = row
+        out[node_id] = {"host": host.decode(), "tcp": tcp, "udp": udp, "state": state.decode(),
+                        "incarnation": inc, "since_ms": since, "self": me == b"self"}
+    return out
+
+
+def members(agent, timeout=5):
+    """The agent's MEMBERS as parse_members returns it."""
+    return parse_members(agent.call("MEMBERS", timeout=timeout))
+
+
+def parse_info(text):
+    """INFO text (bytes or str) -> {field: value}; numbers become ints."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    out = {}
+    for line in text.split("\r\n"):
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        out[k] = int(v) if v.lstrip("-").isdigit() else v
+    return out
+
+
+def cluster_info(agent, timeout=5):
+    """INFO cluster as a dict."""
+    return parse_info(agent.call("INFO", "cluster", timeout=timeout))
+
+
+def dropped_total(info):
+    """Sum of every dropped_* counter of the gossip decoder (dropped_auth
+    and dropped_send are the agent's own and not included)."""
+    return sum(v for k, v in info.items()
+               if k.startswith("dropped_") and k not in ("dropped_auth", "dropped_send"))
+
+
+def resp_from_socket(sock):
+    """A RespConn over a socket someone else connected (for example one
+    opened inside a network namespace)."""
+    c = RespConn.__new__(RespConn)
+    c.sock = sock
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.buf = bytearray()
+    c.eof = False
+    return c
+
+
+# -------------------------------------------------------------- logger ----
+# Helpers for the logger tests (test_logger.py, test_browser.py).
+
+class LoggerExited(AssertionError):
+    pass
+
+
+class Logger:
+    """One `dmkv logger` process on 127.0.0.1: a RESP port (--logger-tcp),
+    optionally an HTTP port (--http), its JSON-lines file under workdir
+    (kept across restart(), like a real deployment) and --interval 0 so
+    its stdout stays quiet. Output goes to <workdir>/<name>.log."""
+
+    def __init__(self, workdir, name="logger", port=None, http=False, log_file=None, args=()):
+        self.workdir = str(workdir)
+        self.name = name
+        self.port = port
+        self.http = http
+        self.http_port = None
+        self.log_file = str(log_file) if log_file else os.path.join(self.workdir, name + "-events.jsonl")
+        self.log_path = os.path.join(self.workdir, name + ".log")
+        self.args = [str(a) for a in args]
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.http_port
+
+    def command_line(self):
+        cmd = [dmkv_bin(), "logger", "--logger-tcp", str(self.port), "--interval", "0",
+               "--log-file", self.log_file]
+        if self.http:
+            cmd += ["--http", str(self.http_port)]
+        return cmd + self.args
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=10):
+        """Starts the logger and waits until it answers PING (and, with
+        HTTP, until the page is served). A port taken in the meantime
+        means new ports and a new try."""
+        assert not self.running(), "logger %s is already running" % self.name
+        for attempt in range(5):
+            if self.port is None:
+                self.port = free_port()
+            if self.http and self.http_port is None:
+                self.http_port = free_port()
+                while self.http_port == self.port:
+                    self.http_port = free_port()
+            self.starts += 1
+            with open(self.log_path, "ab") as log:
+                log.write(("---- start %d: %s\n" % (self.starts, " ".join(self.command_line()))).encode())
+                log.flush()
+                self.proc = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=log)
+            try:
+                self.wait_ready(timeout)
+                return self
+            except LoggerExited:
+                tail = self.read_log().split("---- start %d" % self.starts)[-1].lower()
+                if "in use" in tail:
+                    self.port = None
+                    self.http_port = None
+                    continue
+                raise
+        raise AssertionError("logger %s: no free port after 5 tries" % self.name)
+
+    def wait_ready(self, timeout=10):
+        def ready():
+            code = self.proc.poll()
+            if code is not None:
+                raise LoggerExited("logger %s exited with %d before it was ready:\n%s"
+                                   % (self.name, code, self.read_log()[-3000:]))
+            try:
+                with RespConn(self.port, timeout=1) as c:
+                    if c.call("PING", timeout=1) != "PONG":
+                        return False
+                if self.http:
+                    http_get(self.url + "/", timeout=1)
+                return True
+            except (OSError, ConnectionClosed, TimeoutError):
+                return False
+        wait_until(ready, timeout, "logger %s to answer PING on port %s" % (self.name, self.port))
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL after the deadline. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                raise AssertionError("logger %s ignored SIGTERM for %.0fs; killed" % (self.name, timeout))
+        return self.proc.returncode
+
+    def restart(self, timeout=10):
+        self.stop()
+        return self.start(timeout)
+
+    def conn(self, timeout=10):
+        return RespConn(self.port, timeout=timeout)
+
+    def call(self, *args, timeout=10):
+        with self.conn() as c:
+            return c.call(*args, timeout=timeout)
+
+    def info(self):
+        return parse_info(self.call("INFO"))
+
+    def trace(self, *args):
+        """TRACE args... -> the reply as text (fails on an error reply)."""
+        r = self.call("TRACE", *args)
+        if not isinstance(r, bytes):
+            raise AssertionError("TRACE %s answered %r" % (" ".join(map(str, args)), r))
+        return r.decode("utf-8")
+
+    def trace_json(self, *args):
+        import json
+        return json.loads(self.trace("FORMAT", "json", *args))
+
+    def events(self):
+        """Every event the logger holds (TRACE FORMAT json ORDER lamport)."""
+        return self.trace_json("ORDER", "lamport")["events"]
+
+
+def http_get(url, timeout=5):
+    """GET url -> (status, content type, body bytes)."""
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.headers.get("Content-Type", ""), r.read()
+
+
+def event_line(node, seq, vc, kind, lamport, ts_us, key=None, detail=None, msg=None):
+    """One event in the logger's JSON-lines wire form (see trace.h)."""
+    import json
+    d = {"node": node, "seq": seq, "ts_us": ts_us, "lamport": lamport,
+         "vc": {str(k): v for k, v in vc.items()}, "kind": kind}
+    if key is not None:
+        d["key"] = key
+    if detail is not None:
+        d["detail"] = detail
+    if msg is not None:
+        d["msg"] = msg
+    return json.dumps(d, separators=(",", ":"))
+
+
+def start_cluster(make_agent, n, flags=(), first_id=1):
+    """n agents on fresh TCP and UDP ports, each with the full --peers
+    list (host:tcp:udp=id), started in order. Extra flags go to every one."""
+    ports = free_gossip_ports(n)
+    ids = list(range(first_id, first_id + n))
+    peers = peers_arg([("127.0.0.1", t, u, i) for i, (t, u) in zip(ids, ports)], with_udp=True)
+    agents = []
+    for node_id, (t, u) in zip(ids, ports):
+        a = make_agent("--udp", u, "--peers", peers, *flags, name="node%d" % node_id, node_id=node_id,
+                       port=t, start=False)
+        a.udp_port = u
+        agents.append(a)
+    for a in agents:
+        a.start()
+    return agents

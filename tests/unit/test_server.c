@@ -117,7 +117,10 @@ static void test_every_command_is_found_case_insensitively(void **state) {
     for (size_t i = 0; i < n; i++) {
         char upper[40];
         size_t len = strlen(table[i].name);
-        for (size_t j = 0; j < len; j++) upper[j] = (char)(table[i].name[j] & ~0x20);
+        for (size_t j = 0; j < len; j++) {
+            char ch = table[i].name[j];
+            upper[j] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+        }
         assert_ptr_equal(serverLookupCommand(table[i].name, len), &table[i]);
         assert_ptr_equal(serverLookupCommand(upper, len), &table[i]);
     }

@@ -1,0 +1,32 @@
+/* The agent's membership binding: the gossip state machine on a UDP
+ * socket and timers, encryption with the cluster key, joining through the
+ * --peers list, push-pull over the peers' client ports, and the MEMBERS
+ * view. Private to the server module. */
+#ifndef DMKV_SERVER_CLUSTER_H
+#define DMKV_SERVER_CLUSTER_H
+
+#include <stddef.h>
+
+#include "util/buf.h"
+
+typedef struct server server;
+typedef struct cluster cluster;
+typedef struct uv_loop_s uv_loop_t;
+
+/* Binds the gossip port and starts joining. Returns NULL with a one-line
+ * reason in err. */
+cluster *clusterStart(server *s, uv_loop_t *loop, char *err, size_t errlen);
+/* Graceful leave: broadcasts LEFT, waits (bounded) for it to spread,
+ * closes the socket and timers, then calls done(ctx). */
+void clusterStop(cluster *c, void (*done)(void *ctx), void *ctx);
+void clusterFree(cluster *c);
+
+/* MEMBERS reply. */
+void clusterReplyMembers(cluster *c, buf *out);
+/* INFO "cluster" section body. */
+void clusterInfo(cluster *c, buf *out);
+/* DMKV.PUSHPULL: merges a peer's (sealed) state and appends our own
+ * (sealed) state to reply. Returns 0, or -1 with err set. */
+int clusterPushPull(cluster *c, const char *blob, size_t len, buf *reply, char *err, size_t errlen);
+
+#endif
