@@ -291,6 +291,12 @@ int cliMainMembers(int argc, char **argv) {
     return verbRunWith("members", &o, 1, av, al, printMembers);
 }
 
+/* Trace views end with a newline of their own. */
+static void printTrace(const respReply *r, buf *out) {
+    if (r->type == RESP_BULK && r->len && r->str[r->len - 1] == '\n') bufAppend(out, r->str, r->len - 1);
+    else cliFormatReply(r, out);
+}
+
 /* dmkv trace [--logger HOST:PORT] [--order o] [--format f] [--key K] [--last N] */
 int cliMainTrace(int argc, char **argv) {
     static const struct option opts[] = {
@@ -340,5 +346,5 @@ int cliMainTrace(int argc, char **argv) {
     }
     o.nnodes = 1;
     o.timeout_ms = timeout_ms;
-    return verbRun("trace", &o, ac, av, NULL);
+    return verbRunWith("trace", &o, ac, av, NULL, printTrace);
 }

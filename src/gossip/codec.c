@@ -80,11 +80,28 @@ static bool getBytes(cursor *c, void *out, size_t n) {
 
 /* ---- Addresses -------------------------------------------------------- */
 
+bool gossipParseIPv4(const char *s, uint8_t out[4]) {
+    for (int i = 0; i < 4; i++) {
+        unsigned v = 0, digits = 0;
+        while (*s >= '0' && *s <= '9' && digits < 4) {
+            v = v * 10 + (unsigned)(*s++ - '0');
+            digits++;
+        }
+        /* One to three digits, no leading zero, at most 255: the forms
+         * inet_pton accepts. */
+        if (digits == 0 || digits > 3 || v > 255 || (digits > 1 && s[-(int)digits] == '0'))
+            return false;
+        out[i] = (uint8_t)v;
+        if (*s++ != (i < 3 ? '.' : '\0')) return false;
+    }
+    return true;
+}
+
 static bool hostValid(const char *host) {
     size_t n = strnlen(host, GOSSIP_HOST_MAX);
     if (n == 0 || n > GOSSIP_HOST_LEN_MAX) return false;
     uint8_t ip[16];
-    return inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    return gossipParseIPv4(host, ip) || inet_pton(AF_INET6, host, ip) == 1;
 }
 
 bool gossipAddrValid(const gossipAddr *a) {
@@ -152,10 +169,15 @@ static bool kindValid(uint8_t k) {
 size_t gossipUpdateSize(const gossipUpdate *u) {
     size_t n = 13;
     switch (u->kind) {
-    case GOSSIP_ALIVE: n += addrSize(&u->addr) + 1 + u->meta_len; break;
+    case GOSSIP_ALIVE:
+        n += addrSize(&u->addr) + 1 + u->meta_len;
+        break;
     case GOSSIP_SUSPECT:
-    case GOSSIP_DEAD: n += 4; break;
-    default: break;
+    case GOSSIP_DEAD:
+        n += 4;
+        break;
+    default:
+        break;
     }
     return n;
 }
@@ -210,7 +232,8 @@ static int getUpdate(cursor *c, gossipUpdate *u, gossipDropReason *why) {
             return -1;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     return 0;
 }
@@ -219,11 +242,15 @@ static int getUpdate(cursor *c, gossipUpdate *u, gossipDropReason *why) {
 
 static size_t bodySize(const gossipMsgHeader *m) {
     switch (m->type) {
-    case GOSSIP_MSG_PING: return 9;
+    case GOSSIP_MSG_PING:
+        return 9;
     case GOSSIP_MSG_ACK:
-    case GOSSIP_MSG_NACK: return 4;
-    case GOSSIP_MSG_PING_REQ: return 8 + addrSize(&m->target_addr);
-    default: return 0;
+    case GOSSIP_MSG_NACK:
+        return 4;
+    case GOSSIP_MSG_PING_REQ:
+        return 8 + addrSize(&m->target_addr);
+    default:
+        return 0;
     }
 }
 
@@ -242,13 +269,16 @@ size_t gossipEncodeMsgHeader(const gossipMsgHeader *m, uint8_t *out, size_t cap)
         p = put8(p, m->flags);
         break;
     case GOSSIP_MSG_ACK:
-    case GOSSIP_MSG_NACK: p = put32(p, m->seq); break;
+    case GOSSIP_MSG_NACK:
+        p = put32(p, m->seq);
+        break;
     case GOSSIP_MSG_PING_REQ:
         p = put32(p, m->seq);
         p = put32(p, m->target);
         p = putAddr(p, &m->target_addr);
         break;
-    default: break;
+    default:
+        break;
     }
     p = put8(p, 0);
     assert((size_t)(p - out) == n);
@@ -309,7 +339,8 @@ int gossipDecodePacket(const uint8_t *p, size_t len, gossipMsg *msg, gossipDropR
         if (m->target == 0) goto bad;
         if (getAddr(&c, &m->target_addr, why) == -1) return -1;
         break;
-    default: break;
+    default:
+        break;
     }
     if (!get8(&c, &count)) goto truncated;
     if (count > GOSSIP_MAX_UPDATES_PER_PACKET) {

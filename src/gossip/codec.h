@@ -60,8 +60,8 @@ typedef enum gossipMsgType {
 
 /* Push-pull: entries in one blob, and the largest blob, so a TCP reader
  * can refuse a length before buffering it. */
-#define GOSSIP_STATE_MAX_MEMBERS 65536
-#define GOSSIP_STATE_HEADER_BYTES 10
+#define GOSSIP_STATE_MAX_MEMBERS     65536
+#define GOSSIP_STATE_HEADER_BYTES    10
 #define GOSSIP_STATE_ENTRY_MIN_BYTES 20
 #define GOSSIP_STATE_ENTRY_MAX_BYTES (13 + 1 + GOSSIP_HOST_LEN_MAX + 4 + 1 + GOSSIP_META_MAX)
 #define GOSSIP_STATE_MAX_BYTES                                                                     \
@@ -101,6 +101,10 @@ typedef struct gossipMsg {
 /* True when host is a NUL-terminated IPv4 or IPv6 literal and the UDP port
  * is not 0. */
 bool gossipAddrValid(const gossipAddr *a);
+
+/* Parses a dotted-quad IPv4 literal as inet_pton does, without its
+ * overhead: the decoder checks every address it reads. */
+bool gossipParseIPv4(const char *s, uint8_t out[4]);
 
 /* Bytes gossipEncodeUpdate writes for u. */
 size_t gossipUpdateSize(const gossipUpdate *u);

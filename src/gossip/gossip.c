@@ -25,7 +25,7 @@
 /* suspicion_mult is capped at 16, so at most 14 confirmations are expected
  * (K = mult - 2), plus the accuser that started the suspicion. */
 #define GOSSIP_MAX_CONFIRMERS 16
-#define GOSSIP_MAX_FANOUT 16
+#define GOSSIP_MAX_FANOUT     16
 /* Members heard to be suspect, waiting for a probe of their own. */
 #define GOSSIP_PROBE_SOON_MAX 8
 /* Expected number of members that re-probe a new suspect at once: all of
@@ -33,7 +33,7 @@
  * suspect in a 10,000-node cluster is not hit by 10,000 pings. */
 #define GOSSIP_SUSPECT_PROBE_BURST 64
 
-/* Lifeguard §4.2: a suspicion and the distinct members that confirmed it. */
+/* Lifeguard LHA-Suspicion: a suspicion and the distinct members that confirmed it. */
 typedef struct suspicion {
     uint32_t member; /* pool index */
     uint32_t k;      /* confirmations that bring the timeout down to min */
@@ -57,6 +57,16 @@ typedef struct probe {
     uint64_t timeout_ms, end_ms;
     uint32_t expected_nacks, nacks;
 } probe;
+
+/* A queued event, with the address in binary: events are formatted for
+ * the caller only as they are drained, and a join queues one per member. */
+typedef struct eventRec {
+    uint32_t id;
+    uint8_t old_state, new_state, family;
+    uint8_t ip[16];
+    uint16_t udp_port, tcp_port;
+    uint64_t incarnation, at_ms;
+} eventRec;
 
 typedef struct reapEntry {
     uint32_t id;
@@ -112,16 +122,27 @@ static void *ringAt(const ring *r, size_t i) {
     return r->a + ((r->head + i) % r->cap) * r->size;
 }
 
-static void *ringPush(ring *r) {
-    if (r->len == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 4;
+/* Makes room for `want` elements. An unwrapped ring grows in place with
+ * realloc, which moves a large block by remapping it rather than copying:
+ * a join into a large cluster queues one event per member. */
+static void ringReserve(ring *r, size_t want) {
+    if (want <= r->cap) return;
+    size_t cap = r->cap ? r->cap : 4;
+    while (cap < want) cap *= 2;
+    if (r->head == 0) {
+        r->a = xrealloc(r->a, cap * r->size);
+    } else {
         uint8_t *a = xmalloc(cap * r->size);
         for (size_t i = 0; i < r->len; i++) memcpy(a + i * r->size, ringAt(r, i), r->size);
         free(r->a);
         r->a = a;
-        r->cap = cap;
         r->head = 0;
     }
+    r->cap = cap;
+}
+
+static void *ringPush(ring *r) {
+    ringReserve(r, r->len + 1);
     r->len++;
     return ringAt(r, r->len - 1);
 }
@@ -139,25 +160,38 @@ static void ringPop(ring *r) {
 
 const char *gossipStateName(gossipState s) {
     switch (s) {
-    case GOSSIP_NONE: return "none";
-    case GOSSIP_ALIVE: return "alive";
-    case GOSSIP_SUSPECT: return "suspect";
-    case GOSSIP_DEAD: return "dead";
-    case GOSSIP_LEFT: return "left";
+    case GOSSIP_NONE:
+        return "none";
+    case GOSSIP_ALIVE:
+        return "alive";
+    case GOSSIP_SUSPECT:
+        return "suspect";
+    case GOSSIP_DEAD:
+        return "dead";
+    case GOSSIP_LEFT:
+        return "left";
     }
     return "?";
 }
 
 const char *gossipDropReasonName(gossipDropReason r) {
     switch (r) {
-    case GOSSIP_DROP_TRUNCATED: return "truncated";
-    case GOSSIP_DROP_BAD_VERSION: return "bad_version";
-    case GOSSIP_DROP_UNKNOWN_TYPE: return "unknown_type";
-    case GOSSIP_DROP_BAD_VALUE: return "bad_value";
-    case GOSSIP_DROP_OVERSIZED: return "oversized";
-    case GOSSIP_DROP_WRONG_TARGET: return "wrong_target";
-    case GOSSIP_DROP_OVERLOAD: return "overload";
-    case GOSSIP_DROP__COUNT: break;
+    case GOSSIP_DROP_TRUNCATED:
+        return "truncated";
+    case GOSSIP_DROP_BAD_VERSION:
+        return "bad_version";
+    case GOSSIP_DROP_UNKNOWN_TYPE:
+        return "unknown_type";
+    case GOSSIP_DROP_BAD_VALUE:
+        return "bad_value";
+    case GOSSIP_DROP_OVERSIZED:
+        return "oversized";
+    case GOSSIP_DROP_WRONG_TARGET:
+        return "wrong_target";
+    case GOSSIP_DROP_OVERLOAD:
+        return "overload";
+    case GOSSIP_DROP__COUNT:
+        break;
     }
     return "?";
 }
@@ -197,8 +231,7 @@ int gossipConfigCheck(const gossipConfig *c, char *err, size_t errlen) {
         {"probe_interval_ms", offsetof(gossipConfig, probe_interval_ms), 10, 60000},
         {"indirect_checks", offsetof(gossipConfig, indirect_checks), 0, GOSSIP_MAX_FANOUT},
         {"suspicion_mult", offsetof(gossipConfig, suspicion_mult), 1, GOSSIP_MAX_CONFIRMERS},
-        {"suspicion_max_timeout_mult", offsetof(gossipConfig, suspicion_max_timeout_mult), 1,
-         100},
+        {"suspicion_max_timeout_mult", offsetof(gossipConfig, suspicion_max_timeout_mult), 1, 100},
         {"retransmit_mult", offsetof(gossipConfig, retransmit_mult), 1, 32},
         {"gossip_interval_ms", offsetof(gossipConfig, gossip_interval_ms), 10, 60000},
         {"gossip_nodes", offsetof(gossipConfig, gossip_nodes), 0, GOSSIP_MAX_FANOUT},
@@ -246,7 +279,7 @@ static uint32_t retransmitLimit(const gossip *g) {
     return limit > GOSSIP_MAX_TRANSMITS ? GOSSIP_MAX_TRANSMITS : limit;
 }
 
-/* Lifeguard §4.1: timing is stretched by (score + 1). */
+/* Lifeguard LHA-Probe: timing is stretched by (score + 1). */
 static uint64_t healthScaled(const gossip *g, uint32_t ms) {
     return (uint64_t)ms * (g->awareness + 1);
 }
@@ -286,11 +319,14 @@ static void memberToPublic(const gossip *g, uint32_t idx, gossipMember *out) {
 static void emitEvent(gossip *g, uint32_t idx, gossipState old, gossipState now_state,
                       uint64_t now) {
     const member *m = membersGet(&g->mt, idx);
-    gossipEvent *ev = ringPush(&g->events);
+    eventRec *ev = ringPush(&g->events);
     ev->id = m->id;
-    memberGetAddr(m, &ev->addr);
-    ev->old_state = old;
-    ev->new_state = now_state;
+    ev->old_state = (uint8_t)old;
+    ev->new_state = (uint8_t)now_state;
+    ev->family = m->family;
+    memcpy(ev->ip, m->ip, sizeof ev->ip);
+    ev->udp_port = m->udp_port;
+    ev->tcp_port = m->tcp_port;
     ev->incarnation = m->inc;
     ev->at_ms = now;
 }
@@ -353,12 +389,15 @@ static void sendSimple(gossip *g, const gossipAddr *to, uint32_t to_id, gossipMs
     sendMsg(g, to, to_id, &h, NULL, 0);
 }
 
-/* A ping; to a suspect it carries the suspicion (Lifeguard §4.3, buddy
- * system), so the suspect hears of it from the member that probes it. */
+/* A ping; to a suspect it carries the suspicion (Lifeguard's Buddy
+ * System), so the suspect hears of it from the member that probes it. */
 static void sendPing(gossip *g, const gossipAddr *to, uint32_t target, uint32_t seq,
                      uint8_t flags) {
-    gossipMsgHeader h = {
-        .type = GOSSIP_MSG_PING, .sender = g->self_id, .seq = seq, .target = target, .flags = flags};
+    gossipMsgHeader h = {.type = GOSSIP_MSG_PING,
+                         .sender = g->self_id,
+                         .seq = seq,
+                         .target = target,
+                         .flags = flags};
     gossipUpdate forced[2];
     size_t nforced = 0;
     if (flags & GOSSIP_PING_JOIN) memberToUpdate(g, g->self_idx, &forced[nforced++]);
@@ -368,7 +407,7 @@ static void sendPing(gossip *g, const gossipAddr *to, uint32_t target, uint32_t 
     sendMsg(g, to, target, &h, forced, nforced);
 }
 
-/* ---- Suspicion (Lifeguard §4.2) --------------------------------------- */
+/* ---- Suspicion (Lifeguard LHA-Suspicion) ----------------------------- */
 
 /* SWIM §4.2's suspicion timeout, scaled with log N as memberlist does:
  * the larger the cluster, the longer a refutation takes to reach every
@@ -455,7 +494,7 @@ static void setState(gossip *g, uint32_t idx, gossipState st, uint64_t now) {
 
 /* SWIM §4.2: a member that hears itself suspected (or declared dead)
  * raises its incarnation above the accusation and says it is alive, which
- * overrides the claim everywhere it spread. Lifeguard §4.1 counts it
+ * overrides the claim everywhere it spread. Lifeguard LHA-Probe counts it
  * against local health: being suspected hints that we are slow. */
 static void refute(gossip *g, uint64_t accused, uint64_t now) {
     member *self = selfMember(g);
@@ -471,12 +510,11 @@ static void refute(gossip *g, uint64_t accused, uint64_t now) {
  * Our ping carries the suspicion (buddy system), so a live suspect answers
  * with its refutation even if the refutation's broadcast missed us; a dead
  * one fails our probe, which is the independent confirmation Lifeguard
- * §4.2 waits for. Either way the suspicion is settled about one period
+ * LHA-Suspicion waits for. Either way the suspicion is settled about one period
  * after we hear it, instead of by whichever rumour arrives first. */
 static void probeSoon(gossip *g, uint32_t id) {
     uint32_t n = liveCount(g);
-    if (n > GOSSIP_SUSPECT_PROBE_BURST &&
-        gossipRngBelow(&g->rng, n) >= GOSSIP_SUSPECT_PROBE_BURST)
+    if (n > GOSSIP_SUSPECT_PROBE_BURST && gossipRngBelow(&g->rng, n) >= GOSSIP_SUSPECT_PROBE_BURST)
         return;
     if (g->probe_soon_len == GOSSIP_PROBE_SOON_MAX) return;
     for (uint32_t i = 0; i < g->probe_soon_len; i++) {
@@ -525,7 +563,7 @@ static void applyAlive(gossip *g, uint64_t now, const gossipUpdate *u, bool quie
 
 /* suspect(inc) from an accuser: overrides ALIVE at inc or lower; on a
  * member already suspected at that incarnation it counts as a
- * confirmation (Lifeguard §4.2) and is passed on if new, so that
+ * confirmation (Lifeguard LHA-Suspicion) and is passed on if new, so that
  * independent accusations reach everyone. Ignored for unknown, DEAD and
  * LEFT members. */
 static void applySuspect(gossip *g, uint64_t now, uint32_t node, uint64_t inc, uint32_t from,
@@ -586,11 +624,18 @@ static void applyDown(gossip *g, uint64_t now, uint32_t node, uint64_t inc, uint
 
 static void applyUpdate(gossip *g, uint64_t now, const gossipUpdate *u) {
     switch (u->kind) {
-    case GOSSIP_ALIVE: applyAlive(g, now, u, false); break;
-    case GOSSIP_SUSPECT: applySuspect(g, now, u->node, u->incarnation, u->from, false); break;
+    case GOSSIP_ALIVE:
+        applyAlive(g, now, u, false);
+        break;
+    case GOSSIP_SUSPECT:
+        applySuspect(g, now, u->node, u->incarnation, u->from, false);
+        break;
     case GOSSIP_DEAD:
-    case GOSSIP_LEFT: applyDown(g, now, u->node, u->incarnation, u->from, u->kind, false); break;
-    default: break;
+    case GOSSIP_LEFT:
+        applyDown(g, now, u->node, u->incarnation, u->from, u->kind, false);
+        break;
+    default:
+        break;
     }
 }
 
@@ -612,7 +657,7 @@ gossip *gossipCreate(const gossipConfig *cfg, uint32_t self_id, const gossipAddr
     bcastInit(&g->bq);
     ringInit(&g->reap, sizeof(reapEntry), 16);
     ringInit(&g->pkts, sizeof(gossipPacket), 4);
-    ringInit(&g->events, sizeof(gossipEvent), 16);
+    ringInit(&g->events, sizeof(eventRec), 16);
 
     g->self_idx = membersAdd(&g->mt, &g->rng, self_id, GOSSIP_ALIVE, true);
     member *m = selfMember(g);
@@ -641,7 +686,7 @@ void gossipFree(gossip *g) {
     free(g);
 }
 
-/* ---- Probing (SWIM §3.1, §4.3; Lifeguard §4.1) ------------------------ */
+/* ---- Probing (SWIM §3.1, §4.3; Lifeguard LHA-Probe) ------------------ */
 
 /* The next member to probe: one heard to be suspect, else the next in
  * the randomised round-robin order. At most every other probe goes to a
@@ -714,15 +759,15 @@ static void probeIndirect(gossip *g) {
 
 /* End of the protocol period. Without an ack the target becomes SUSPECT
  * (SWIM §4.2), and our health score rises by the nacks we missed, or by
- * one when nobody could have sent us any (Lifeguard §4.1, as memberlist). */
+ * one when nobody could have sent us any (Lifeguard LHA-Probe, as in memberlist). */
 static void probeFinish(gossip *g, uint64_t now) {
     probe *p = &g->pr;
     p->active = false;
     if (p->acked) return;
     g->stats.probes_failed++;
     if (p->expected_nacks > 0)
-        healthAdjust(g, (int)(p->expected_nacks - (p->nacks < p->expected_nacks ? p->nacks
-                                                                                : p->expected_nacks)));
+        healthAdjust(g, (int)(p->expected_nacks -
+                              (p->nacks < p->expected_nacks ? p->nacks : p->expected_nacks)));
     else
         healthAdjust(g, 1);
     uint32_t idx = membersFind(&g->mt, p->target);
@@ -964,15 +1009,20 @@ void gossipOnPacket(gossip *g, uint64_t now, const uint8_t *data, size_t len,
         onPing(g, msg, from, corr, ncorr);
         if (ncorr) g->stats.corrections_sent++;
         break;
-    case GOSSIP_MSG_ACK: onAck(g, msg->h.seq); break;
+    case GOSSIP_MSG_ACK:
+        onAck(g, msg->h.seq);
+        break;
     case GOSSIP_MSG_NACK:
         if (g->pr.active && msg->h.seq == g->pr.seq) {
             g->pr.nacks++;
             g->stats.nacks_received++;
         }
         break;
-    case GOSSIP_MSG_PING_REQ: onPingReq(g, now, msg, from); break;
-    default: break;
+    case GOSSIP_MSG_PING_REQ:
+        onPingReq(g, now, msg, from);
+        break;
+    default:
+        break;
     }
 }
 
@@ -989,7 +1039,18 @@ bool gossipNextPacket(gossip *g, gossipPacket *out) {
 
 bool gossipNextEvent(gossip *g, gossipEvent *ev) {
     if (g->events.len == 0) return false;
-    *ev = *(gossipEvent *)ringAt(&g->events, 0);
+    const eventRec *r = ringAt(&g->events, 0);
+    member addr; /* only the address fields, for memberGetAddr */
+    addr.family = r->family;
+    memcpy(addr.ip, r->ip, sizeof addr.ip);
+    addr.udp_port = r->udp_port;
+    addr.tcp_port = r->tcp_port;
+    ev->id = r->id;
+    memberGetAddr(&addr, &ev->addr);
+    ev->old_state = (gossipState)r->old_state;
+    ev->new_state = (gossipState)r->new_state;
+    ev->incarnation = r->incarnation;
+    ev->at_ms = r->at_ms;
     ringPop(&g->events);
     return true;
 }
@@ -1121,15 +1182,17 @@ static int mergeState(gossip *g, uint64_t now, const uint8_t *data, size_t len, 
         gossipStateReader pre = r;
         unknown = 0;
         while (gossipStateNext(&pre, &e)) {
-            if (e.kind == GOSSIP_ALIVE && membersFind(&g->mt, e.node) == GOSSIP_NO_INDEX)
-                unknown++;
+            if (e.kind == GOSSIP_ALIVE && membersFind(&g->mt, e.node) == GOSSIP_NO_INDEX) unknown++;
         }
     }
     membersReserve(&g->mt, unknown);
+    ringReserve(&g->events, g->events.len + unknown);
 
     while (gossipStateNext(&r, &e)) {
         switch (e.kind) {
-        case GOSSIP_ALIVE: applyAlive(g, now, &e, quiet); break;
+        case GOSSIP_ALIVE:
+            applyAlive(g, now, &e, quiet);
+            break;
         case GOSSIP_SUSPECT:
         case GOSSIP_DEAD:
             /* The sender's DEAD may be stale: suspect, so the member can
@@ -1139,7 +1202,8 @@ static int mergeState(gossip *g, uint64_t now, const uint8_t *data, size_t len, 
         case GOSSIP_LEFT:
             applyDown(g, now, e.node, e.incarnation, r.sender, GOSSIP_LEFT, quiet);
             break;
-        default: break;
+        default:
+            break;
         }
     }
     g->stats.states_merged++;

@@ -31,44 +31,55 @@
  *    gossip datagrams sent every gossip_interval_ms to gossip_nodes random
  *    members, least-transmitted first; each is sent at most
  *    retransmit_mult * ceil(log10(N+1)) times.
- *  - Lifeguard §4.2 (dogpile): a suspicion timeout starts at its maximum
+ *  - Lifeguard's LHA-Suspicion: a suspicion timeout starts at its maximum
  *    and shrinks towards its minimum as independent confirmations arrive.
- *  - Lifeguard §4.1 (local health): a node that misses acks and nacks it
+ *  - Lifeguard's LHA-Probe (local health): a node that misses acks and nacks it
  *    should have had raises its health score, which stretches its own
  *    probe interval and timeout, so a slow node suspects others less.
- *  - Lifeguard §4.3 (buddy system): a ping to a suspect carries the
- *    suspicion, so the suspect learns of it and refutes at once.
+ *  - Lifeguard's Buddy System: a ping to a suspect carries the
+ *    suspicion, so the suspect learns of it and refutes at once; a member
+ *    that hears of a suspicion from others probes the suspect at its next
+ *    period, so the suspect's ack brings it the refutation, or its failed
+ *    probe is the independent confirmation that shortens the timeout.
  *  - Push-pull (memberlist's anti-entropy): the caller periodically
  *    exchanges full state with one member over TCP; the same exchange with
  *    a peer known only by its TCP address is how a node joins.
+ *  - Two repairs for members that fall behind, because a rumour is sent a
+ *    bounded number of times and under loss a few members miss it: a
+ *    datagram carrying a claim older than ours is answered with our record
+ *    (Demers et al.'s push-pull, per rumour), and, as memberlist gossips
+ *    to the dead, gossip rounds also pick DEAD members and tell them, so a
+ *    member wrongly declared dead, or on the far side of a healed
+ *    partition, refutes within a round or two.
  *
  * Default timings and expected detection time. With probe interval I,
- * suspicion_mult S, N members and one protocol period per probe:
+ * suspicion_mult S and N members:
  *
  *   T_dead ≈ T_first + T_suspicion + T_spread, where
- *   T_first     ≈ e/(e-1) * I    mean time from a crash to the end of the
- *                                first failed probe of it (SWIM §5: the
- *                                chance that none of N-1 members picks it
- *                                in a period is (1-1/(N-1))^(N-1) -> 1/e);
- *                                1.33 I for N = 3, 1.58 I in the limit
- *   T_suspicion = S * max(1, log10 N) * I   when one independent
- *                                confirmation (K = S-2 = 1 with the
- *                                defaults) arrives in time, otherwise up to
- *                                suspicion_max_timeout_mult times that
- *   T_spread    ≈ 1-2 gossip intervals: the other members heard the
- *                                suspicion one gossip round after the first
- *                                one, and their own timers expire or the
- *                                DEAD broadcast reaches them.
+ *   T_first     ≈ (1/2 + e/(e-1)) I ≈ 2.1 I   from a crash to the end of the
+ *                 first failed probe of it: half a period of phase, then
+ *                 SWIM §3.1's e/(e-1) periods until some member picks it (each
+ *                 period all N-1 miss it with probability (1-1/(N-1))^(N-1),
+ *                 1/4 for N = 3, -> 1/e), the last of which ends in failure
+ *   T_suspicion = S * max(1, log10 N) * I      the minimum, reached as soon
+ *                 as one independent confirmation (K = S-2 = 1) arrives,
+ *                 which the re-probe above makes about one period; without
+ *                 it, up to suspicion_max_timeout_mult times longer
+ *   T_spread    ≈ 0-1 gossip interval: the others heard the suspicion one
+ *                 gossip round after the first and their timers run about
+ *                 as long, or the DEAD broadcast reaches them.
  *
- * With I = 500 ms, S = 3, gossip every 200 ms, a 3-5 node LAN cluster
+ * With I = 500 ms, S = 3 and gossip every 200 ms, a 3-5 node LAN cluster
  * marks a kill -9'd member DEAD everywhere after about
- * 0.7-0.8 s + 1.5 s + 0.2-0.4 s ≈ 2.4-2.7 s; N = 50 after ≈ 3.6 s,
- * N = 1000 after ≈ 5.6 s (log10 N stretches the suspicion so that the
- * refutation of a false suspicion has time to reach everyone). memberlist's
- * DefaultLANConfig (I = 1 s, S = 4) takes ≈ 1.6 + 4 * max(1, log10 N) s.
- * The probe timeout of 200 ms is far above a LAN round trip but lets an
- * event loop busy with a disk flush answer; a relay's nack arrives at
- * 2 * 200 ms, before the 500 ms period ends, which the health score needs.
+ * 0.9-1.0 s + 1.5 s + 0.2 s ≈ 2.5 s (the simulator measures 2.3 s at
+ * N = 10, 4.0 s at N = 100, 5.7 s at N = 1,000: tests/sim/sim_gossip.c
+ * bench); log10 N stretches the suspicion in large clusters so that a
+ * refutation has time to reach every member that heard the suspicion.
+ * memberlist's DefaultLANConfig (I = 1 s, S = 4) gives
+ * ≈ 2.1 + 4 * max(1, log10 N) s. The probe timeout of 200 ms is far above
+ * a LAN round trip but lets an event loop busy with a disk flush answer;
+ * a relay's nack arrives at 2 * 200 ms, before the 500 ms period ends,
+ * which the health score needs.
  *
  * Calling contract: gossipTick must run when gossipNextDeadline says (the
  * agent also calls it every ~50 ms); after every call the caller drains
@@ -119,17 +130,17 @@ const char *gossipStateName(gossipState s);
 
 /* Every timing and limit, with defaults in gossipConfigDefault. */
 typedef struct gossipConfig {
-    uint32_t probe_interval_ms;  /* 500: one protocol period (SWIM T') */
-    uint32_t probe_timeout_ms;   /* 200: direct ack wait before ping-req; keep < interval/2 */
-    uint32_t indirect_checks;    /* 3: members asked to ping-req a silent target (SWIM k) */
-    uint32_t suspicion_mult;     /* 3: min suspicion = mult * max(1, log10 N) * interval */
+    uint32_t probe_interval_ms; /* 500: one protocol period (SWIM T') */
+    uint32_t probe_timeout_ms;  /* 200: direct ack wait before ping-req; keep < interval/2 */
+    uint32_t indirect_checks;   /* 3: members asked to ping-req a silent target (SWIM k) */
+    uint32_t suspicion_mult;    /* 3: min suspicion = mult * max(1, log10 N) * interval */
     uint32_t suspicion_max_timeout_mult; /* 3: max suspicion = this * min suspicion */
-    uint32_t retransmit_mult;    /* 4: sends per update = mult * ceil(log10(N + 1)) */
-    uint32_t gossip_interval_ms; /* 200: piggyback-only datagrams this often ... */
-    uint32_t gossip_nodes;       /* 3: ... to this many random members; 0 turns it off */
+    uint32_t retransmit_mult;            /* 4: sends per update = mult * ceil(log10(N + 1)) */
+    uint32_t gossip_interval_ms;         /* 200: piggyback-only datagrams this often ... */
+    uint32_t gossip_nodes;               /* 3: ... to this many random members; 0 turns it off */
     uint32_t push_pull_interval_ms; /* 30000: full-state exchange, see gossipPushPullIntervalMs */
-    uint32_t dead_retain_ms;     /* 300000: DEAD and LEFT members are kept this long */
-    uint32_t max_datagram_bytes; /* 1359: 1400 minus the 41 bytes of the agent's encryption */
+    uint32_t dead_retain_ms;        /* 300000: DEAD and LEFT members are kept this long */
+    uint32_t max_datagram_bytes;    /* 1359: 1400 minus the 41 bytes of the agent's encryption */
     uint32_t awareness_max_multiplier; /* 8: local health stretches timing up to this factor */
 } gossipConfig;
 
@@ -161,15 +172,15 @@ typedef struct gossipStats {
     uint64_t indirect_probes_sent;    /* ping-reqs we sent */
     uint64_t indirect_probes_relayed; /* ping-reqs we served for others */
     uint64_t nacks_received;
-    uint64_t suspicions_raised;       /* ALIVE -> SUSPECT after our own failed probe */
-    uint64_t suspicions_refuted;      /* times we raised our incarnation to refute */
-    uint64_t members_declared_dead;   /* our own suspicion timers that expired */
-    uint64_t updates_sent;            /* membership updates carried by our datagrams */
+    uint64_t suspicions_raised;     /* ALIVE -> SUSPECT after our own failed probe */
+    uint64_t suspicions_refuted;    /* times we raised our incarnation to refute */
+    uint64_t members_declared_dead; /* our own suspicion timers that expired */
+    uint64_t updates_sent;          /* membership updates carried by our datagrams */
     uint64_t updates_received;
     uint64_t msgs_sent, bytes_sent;
     uint64_t msgs_received, bytes_received;
-    uint64_t stale_acks;              /* acks that matched no pending probe or relay */
-    uint64_t corrections_sent;        /* newer records sent back to senders of stale claims */
+    uint64_t stale_acks;       /* acks that matched no pending probe or relay */
+    uint64_t corrections_sent; /* newer records sent back to senders of stale claims */
     uint64_t states_merged, states_rejected; /* push-pull blobs */
     uint64_t dropped[GOSSIP_DROP__COUNT];
 } gossipStats;

@@ -38,9 +38,9 @@ uint32_t gossipRngBelow(gossipRng *r, uint32_t n);
  * these; the literal is rebuilt on the way out. */
 typedef struct member {
     uint32_t id;
-    uint8_t state;     /* gossipState; GOSSIP_NONE marks a free pool slot */
+    uint8_t state; /* gossipState; GOSSIP_NONE marks a free pool slot */
     uint8_t meta_len;
-    uint8_t family;    /* 4 or 6 */
+    uint8_t family; /* 4 or 6 */
     uint8_t is_self;
     uint8_t ip[16];
     uint16_t udp_port, tcp_port;

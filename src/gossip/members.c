@@ -366,7 +366,7 @@ uint32_t membersRandom(const memberTable *t, gossipRng *r, unsigned mask, uint32
 
 void memberSetAddr(member *m, const gossipAddr *a) {
     memset(m->ip, 0, sizeof m->ip);
-    if (inet_pton(AF_INET, a->host, m->ip) == 1) {
+    if (gossipParseIPv4(a->host, m->ip)) {
         m->family = 4;
     } else {
         int ok = inet_pton(AF_INET6, a->host, m->ip);

@@ -145,6 +145,8 @@ static void cmdTrace(logger *lg, char *data, const respArg *av, size_t ac, buf *
         size_t vl = av[i + 1].len;
         char tmp[64];
         snprintf(tmp, sizeof tmp, "%.*s", (int)(vl < 63 ? vl : 63), v);
+        for (char *t = tmp; *t; t++)
+            if (*t >= 'A' && *t <= 'Z') *t = (char)(*t + 32); /* values are case-insensitive, like keywords */
         if (argEq(name, av[i].len, "order")) {
             if (traceViewParse(tmp, &q.view) != 0) {
                 respAddError(out, "ERR ORDER must be physical, lamport or vector");
@@ -238,7 +240,9 @@ static void onData(void *ctx, netConn *c) {
         const respArg *av = lc->parser.argv;
         size_t ac = lc->parser.argc;
         if (ac == 0) {
-        } else if (argEq(data + av[0].off, av[0].len, "log.events") && ac == 2) {
+        } else if (argEq(data + av[0].off, av[0].len, "log.events") && ac != 2) {
+            respAddError(out, "ERR wrong number of arguments for 'log.events' command");
+        } else if (argEq(data + av[0].off, av[0].len, "log.events")) {
             traceEvent *evs = NULL;
             size_t n = 0;
             char err[256];
@@ -465,10 +469,17 @@ int loggerMain(int argc, char **argv) {
             goto out_hist;
         }
         loggerLoadFile(lg);
-        lg->file = fopen(cfg->log_file, "a");
+        lg->file = fopen(cfg->log_file, "a+");
         if (!lg->file) {
             fprintf(stderr, "dmkv logger: cannot open %s: %s\n", cfg->log_file, strerror(errno));
             goto out_hist;
+        }
+        /* A crash may have left half a line: end it, so the next event
+         * starts a line of its own (the torn one is skipped at load). */
+        if (fseek(lg->file, -1, SEEK_END) == 0) {
+            int last = fgetc(lg->file);
+            fseek(lg->file, 0, SEEK_END);
+            if (last != '\n' && last != EOF) fputc('\n', lg->file);
         }
     }
     uv_loop_init(&lg->loop);

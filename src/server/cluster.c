@@ -57,6 +57,7 @@ struct cluster {
     /* counters of our own, beside the gossip module's */
     uint64_t dropped_auth;
     uint64_t dropped_send;
+    uint64_t dropped_oversized;
     uint64_t pushpull_ok, pushpull_failed, pushpull_served;
     int stopping; /* 0 running, 1 leaving, 2 closing */
     int handles_open;
@@ -148,9 +149,11 @@ static void onUdpAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
 static void onUdpRecv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *from,
                       unsigned flags) {
     cluster *c = h->data;
-    if (nread <= 0 || !from || c->stopping == 2) return;
+    /* nread == 0 with a sender is an empty datagram: malformed, and
+     * counted like any other (the decoder calls it truncated). */
+    if (nread < 0 || !from || c->stopping == 2) return;
     if (flags & UV_UDP_PARTIAL) {
-        c->dropped_auth++; /* larger than any datagram we accept */
+        c->dropped_oversized++; /* larger than the receive buffer */
         return;
     }
     gossipAddr fa = {0};
@@ -579,13 +582,14 @@ void clusterInfo(cluster *c, buf *out) {
               "\r\nsuspicions_refuted:%" PRIu64 "\r\nmembers_declared_dead:%" PRIu64
               "\r\ngossip_msgs_sent:%" PRIu64 "\r\ngossip_msgs_received:%" PRIu64
               "\r\npushpull_ok:%" PRIu64 "\r\npushpull_failed:%" PRIu64 "\r\npushpull_served:%" PRIu64
-              "\r\ndropped_auth:%" PRIu64 "\r\ndropped_send:%" PRIu64 "\r\n",
+              "\r\ndropped_auth:%" PRIu64 "\r\ndropped_send:%" PRIu64 "\r\ndropped_udp_oversized:%" PRIu64 "\r\n",
               gossipCountState(c->g, GOSSIP_ALIVE), gossipCountState(c->g, GOSSIP_SUSPECT),
               gossipCountState(c->g, GOSSIP_DEAD), gossipCountState(c->g, GOSSIP_LEFT),
               gossipSelfIncarnation(c->g), gossipHealthScore(c->g), c->srv->keys != NULL, st->probes_sent,
               st->acks_received, st->probes_failed, st->indirect_probes_sent, st->suspicions_raised,
               st->suspicions_refuted, st->members_declared_dead, st->msgs_sent, st->msgs_received,
-              c->pushpull_ok, c->pushpull_failed, c->pushpull_served, c->dropped_auth, c->dropped_send);
+              c->pushpull_ok, c->pushpull_failed, c->pushpull_served, c->dropped_auth, c->dropped_send,
+              c->dropped_oversized);
     for (int r = 0; r < GOSSIP_DROP__COUNT; r++)
         bufPrintf(out, "dropped_%s:%" PRIu64 "\r\n", gossipDropReasonName((gossipDropReason)r), st->dropped[r]);
 }

@@ -48,6 +48,32 @@ bool eventsEnabled(const server *s) {
     return s->events != NULL;
 }
 
+/* Keys and values are binary; events carry text. Backslashes, control
+ * bytes and NUL are written as \\ and \xHH, so two different keys never
+ * look the same in the trace. Cut at cap - 1 bytes. */
+static void eventsPrintable(const char *src, size_t len, char *dst, size_t cap) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        if (ch == '\\' || ch < 0x20 || ch == 0x7f) {
+            if (o + 4 >= cap) break;
+            dst[o++] = '\\';
+            if (ch == '\\') {
+                dst[o++] = '\\';
+            } else {
+                dst[o++] = 'x';
+                dst[o++] = hex[ch >> 4];
+                dst[o++] = hex[ch & 15];
+            }
+        } else {
+            if (o + 1 >= cap) break;
+            dst[o++] = (char)ch;
+        }
+    }
+    dst[o] = '\0';
+}
+
 static void eventsRecord(server *s, const char *kind, const char *key, size_t key_len, const char *detail,
                          size_t detail_len, const char *msg) {
     eventSink *k = sinkOf(s);
@@ -63,15 +89,11 @@ static void eventsRecord(server *s, const char *kind, const char *key, size_t ke
     snprintf(e.kind, sizeof e.kind, "%s", kind);
     char keybuf[EVENTS_MAX_KEY_BYTES + 1], detailbuf[EVENTS_MAX_DETAIL_BYTES + 1];
     if (key) {
-        size_t n = key_len > EVENTS_MAX_KEY_BYTES ? EVENTS_MAX_KEY_BYTES : key_len;
-        memcpy(keybuf, key, n);
-        keybuf[n] = '\0';
+        eventsPrintable(key, key_len, keybuf, sizeof keybuf);
         e.key = keybuf;
     }
     if (detail) {
-        size_t n = detail_len > EVENTS_MAX_DETAIL_BYTES ? EVENTS_MAX_DETAIL_BYTES : detail_len;
-        memcpy(detailbuf, detail, n);
-        detailbuf[n] = '\0';
+        eventsPrintable(detail, detail_len, detailbuf, sizeof detailbuf);
         e.detail = detailbuf;
     }
     e.msg = (char *)msg;

@@ -235,7 +235,10 @@ void serverStoreFailed(client *c) {
 
 static void serverBeforeFlush(void *ctx) {
     server *s = ctx;
-    if (storeInBatch(s->st)) {
+    /* A dirty clock without a data write comes from traced reads and
+     * membership events: it is saved too, so a restarted node never
+     * reuses an event's sequence number. */
+    if (storeInBatch(s->st) || s->clock_dirty) {
         int rc = STORE_OK;
         if (s->clock_dirty) rc = serverSaveClock(s);
         if (rc == STORE_OK) rc = storeCommit(s->st);

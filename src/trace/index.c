@@ -23,9 +23,9 @@ static inline bool recLess(const traceSortRec *a, const traceSortRec *b) {
 /* Runs this short are sorted by insertion before merging. */
 #define SORT_RUN 32
 
-/* A bottom-up merge sort: the comparison is inlined (qsort's callback
- * costs about half its time here), and the merge passes stream through
- * memory. Input that is already sorted costs one pass. */
+/* A bottom-up merge sort: the comparison is inlined rather than called
+ * through a pointer, and the merge passes stream through memory. Input
+ * that is already sorted costs one pass. */
 void traceSortRecs(traceSortRec *r, size_t n) {
     size_t i = 1;
     while (i < n && recLess(&r[i - 1], &r[i])) i++;
@@ -112,7 +112,7 @@ static int runByNode(const void *a, const void *b) {
  * history is each node's own order already; only a run found out of
  * order is sorted. */
 void traceNodeIndexBuild(traceNodeIndex *ix, const traceEvent *const *ev, size_t n) {
-    size_t *run_of = xmalloc((n ? n : 1) * sizeof *run_of);
+    size_t *run_of = xmalloc(n * sizeof *run_of);
     nodeTable t;
     nodeTableInit(&t, 16);
     traceNodeRun *runs = NULL;
@@ -138,7 +138,7 @@ void traceNodeIndexBuild(traceNodeIndex *ix, const traceEvent *const *ev, size_t
     size_t nruns = t.used;
 
     /* Runs by node id; first = where each starts. */
-    size_t *renumber = xmalloc((nruns ? nruns : 1) * sizeof *renumber);
+    size_t *renumber = xmalloc(nruns * sizeof *renumber);
     for (size_t r = 0; r < nruns; r++) runs[r].first = r; /* remember the old number */
     if (nruns > 1) qsort(runs, nruns, sizeof *runs, runByNode);
     size_t first = 0;
@@ -150,10 +150,10 @@ void traceNodeIndexBuild(traceNodeIndex *ix, const traceEvent *const *ev, size_t
     free(t.node);
     free(t.run);
 
-    ix->order = xmalloc((n ? n : 1) * sizeof *ix->order);
-    ix->own = xmalloc((n ? n : 1) * sizeof *ix->own);
-    ix->pos = xmalloc((n ? n : 1) * sizeof *ix->pos);
-    size_t *cursor = xmalloc((nruns ? nruns : 1) * sizeof *cursor);
+    ix->order = xmalloc(n * sizeof *ix->order);
+    ix->own = xmalloc(n * sizeof *ix->own);
+    ix->pos = xmalloc(n * sizeof *ix->pos);
+    size_t *cursor = xmalloc(nruns * sizeof *cursor);
     for (size_t r = 0; r < nruns; r++) cursor[r] = runs[r].first;
     for (size_t i = 0; i < n; i++) {
         size_t p = cursor[renumber[run_of[i]]]++;

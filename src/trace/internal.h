@@ -23,10 +23,10 @@ typedef struct traceNodeRun {
 } traceNodeRun;
 
 typedef struct traceNodeIndex {
-    size_t *order;       /* event indices by (node, own counter, seq) */
-    uint64_t *own;       /* own[p]: own counter of event order[p] */
-    size_t *pos;         /* pos[i]: where event i sits in order */
-    traceNodeRun *runs;  /* by node id */
+    size_t *order;      /* event indices by (node, own counter, seq) */
+    uint64_t *own;      /* own[p]: own counter of event order[p] */
+    size_t *pos;        /* pos[i]: where event i sits in order */
+    traceNodeRun *runs; /* by node id */
     size_t nruns;
 } traceNodeIndex;
 

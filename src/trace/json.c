@@ -74,13 +74,27 @@ void traceJsonAppendString(buf *out, const char *s, size_t max_bytes) {
             if (used + 1 > max_bytes) break;
             *o++ = '\\';
             switch (c) {
-            case '"': *o++ = '"'; break;
-            case '\\': *o++ = '\\'; break;
-            case '\n': *o++ = 'n'; break;
-            case '\r': *o++ = 'r'; break;
-            case '\t': *o++ = 't'; break;
-            case '\b': *o++ = 'b'; break;
-            case '\f': *o++ = 'f'; break;
+            case '"':
+                *o++ = '"';
+                break;
+            case '\\':
+                *o++ = '\\';
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
             default:
                 *o++ = 'u';
                 *o++ = '0';
@@ -264,8 +278,7 @@ static int decodeClock(decoder *d, const cJSON *obj, vclock *vc, char *err, size
             return fail(err, errlen, "vc key \"%.32s\" is not a node id (a decimal 1..%" PRIu32 ")",
                         it->string, UINT32_MAX);
         if (!jsonExactInteger(it, &counter) || counter == 0)
-            return fail(err, errlen,
-                        "vc entry \"%s\" must be an integer 1..%llu", it->string,
+            return fail(err, errlen, "vc entry \"%s\" must be an integer 1..%llu", it->string,
                         (unsigned long long)TRACE_JSON_MAX_INTEGER);
         if (n == d->entries_cap) {
             d->entries_cap = d->entries_cap ? d->entries_cap * 2 : 16;
@@ -316,9 +329,9 @@ static const struct {
     int bit;
     const char *name;
 } fields[] = {
-    {FIELD_NODE, "node"}, {FIELD_SEQ, "seq"},   {FIELD_TS, "ts_us"},
-    {FIELD_LAMPORT, "lamport"}, {FIELD_VC, "vc"}, {FIELD_KIND, "kind"},
-    {FIELD_KEY, "key"},   {FIELD_DETAIL, "detail"}, {FIELD_MSG, "msg"},
+    {FIELD_NODE, "node"},       {FIELD_SEQ, "seq"},       {FIELD_TS, "ts_us"},
+    {FIELD_LAMPORT, "lamport"}, {FIELD_VC, "vc"},         {FIELD_KIND, "kind"},
+    {FIELD_KEY, "key"},         {FIELD_DETAIL, "detail"}, {FIELD_MSG, "msg"},
 };
 
 static int fieldBit(const char *name) {
@@ -360,15 +373,17 @@ static int decodeObject(decoder *d, const cJSON *root, traceEvent *ev, char *err
             rc = decodeInteger(it, "ts_us", 0, TRACE_JSON_MAX_INTEGER, &ev->wall_us, err, errlen);
             break;
         case FIELD_LAMPORT:
-            rc = decodeInteger(it, "lamport", 0, TRACE_JSON_MAX_INTEGER, &ev->lamport, err,
-                               errlen);
+            rc = decodeInteger(it, "lamport", 0, TRACE_JSON_MAX_INTEGER, &ev->lamport, err, errlen);
             break;
-        case FIELD_VC: rc = decodeClock(d, it, &ev->vc, err, errlen); break;
+        case FIELD_VC:
+            rc = decodeClock(d, it, &ev->vc, err, errlen);
+            break;
         case FIELD_KIND:
             if (!cJSON_IsString(it) || traceKindFromName(it->valuestring) < 0)
-                return fail(err, errlen, "field \"kind\" must be one of GET, PUT, DEL, INCR, "
-                                         "APPLY_LOCAL, REPL_SEND, REPL_RECV, MUTEX_REQ, "
-                                         "MUTEX_GOT, MUTEX_REL, MEMBER, CONFLICT");
+                return fail(err, errlen,
+                            "field \"kind\" must be one of GET, PUT, DEL, INCR, "
+                            "APPLY_LOCAL, REPL_SEND, REPL_RECV, MUTEX_REQ, "
+                            "MUTEX_GOT, MUTEX_REL, MEMBER, CONFLICT");
             traceEventSetKind(ev, (traceKind)traceKindFromName(it->valuestring));
             break;
         case FIELD_KEY:

@@ -62,8 +62,8 @@ static clockSum clockSumOf(const vclock *vc) {
  * sum, an order in which predecessors come first, without sorting them. */
 typedef struct runHeap {
     size_t *run, n;
-    const size_t *next;   /* next[r]: position of run r's next event */
-    const clockSum *sum;  /* by position */
+    const size_t *next;  /* next[r]: position of run r's next event */
+    const clockSum *sum; /* by position */
 } runHeap;
 
 static bool runBefore(const runHeap *h, size_t a, size_t b) {
@@ -89,17 +89,17 @@ static void runHeapDown(runHeap *h, size_t k) {
 void traceOrderLayers(const traceEvent *const *ev, size_t n, traceLayers *out) {
     traceNodeIndex ix;
     traceNodeIndexBuild(&ix, ev, n);
-    clockSum *sum = xmalloc((n ? n : 1) * sizeof *sum);
+    clockSum *sum = xmalloc(n * sizeof *sum);
     for (size_t p = 0; p < n; p++) sum[p] = clockSumOf(&ev[ix.order[p]]->vc);
-    size_t *next = xmalloc((ix.nruns ? ix.nruns : 1) * sizeof *next);
-    runHeap heap = {xmalloc((ix.nruns ? ix.nruns : 1) * sizeof *heap.run), ix.nruns, next, sum};
+    size_t *next = xmalloc(ix.nruns * sizeof *next);
+    runHeap heap = {xmalloc(ix.nruns * sizeof *heap.run), ix.nruns, next, sum};
     for (size_t r = 0; r < ix.nruns; r++) {
         next[r] = ix.runs[r].first;
         heap.run[r] = r;
     }
     for (size_t k = heap.n / 2; k-- > 0;) runHeapDown(&heap, k);
 
-    size_t *layer = xcalloc(n ? n : 1, sizeof *layer); /* 0 until computed */
+    size_t *layer = xcalloc(n, sizeof *layer); /* 0 until computed */
     size_t nlayers = 0;
     while (heap.n) {
         size_t r = heap.run[0], p = next[r];
@@ -112,8 +112,8 @@ void traceOrderLayers(const traceEvent *const *ev, size_t n, traceLayers *out) {
         for (size_t j = 0; j < e->vc.n; j++) {
             const vclockEntry *en = &e->vc.e[j];
             if (en->node == e->node) continue;
-            size_t q = traceNodeIndexLatestAtMost(&ix, traceNodeIndexRun(&ix, en->node),
-                                                  en->counter);
+            size_t q =
+                traceNodeIndexLatestAtMost(&ix, traceNodeIndexRun(&ix, en->node), en->counter);
             if (q != TRACE_NONE && layer[ix.order[q]] > best) best = layer[ix.order[q]];
         }
         layer[i] = best + 1;
@@ -183,7 +183,7 @@ static size_t rankKeys(const traceEvent *const *ev, const size_t *writes, size_t
     while (cap < nw * 2) cap *= 2;
     size_t *slot = xmalloc(cap * sizeof *slot); /* group id, or TRACE_NONE */
     for (size_t s = 0; s < cap; s++) slot[s] = TRACE_NONE;
-    keyName *names = xmalloc((nw ? nw : 1) * sizeof *names);
+    keyName *names = xmalloc(nw * sizeof *names);
     size_t ngroups = 0;
 
     for (size_t k = 0; k < nw; k++) {
@@ -201,7 +201,7 @@ static size_t rankKeys(const traceEvent *const *ev, const size_t *writes, size_t
     free(slot);
 
     qsort(names, ngroups, sizeof *names, keyNameCompare);
-    size_t *rank_of_group = xmalloc((ngroups ? ngroups : 1) * sizeof *rank_of_group);
+    size_t *rank_of_group = xmalloc(ngroups * sizeof *rank_of_group);
     for (size_t r = 0; r < ngroups; r++) rank_of_group[names[r].group] = r;
     for (size_t k = 0; k < nw; k++) rank[k] = rank_of_group[rank[k]];
     free(rank_of_group);
@@ -252,13 +252,13 @@ void traceOrderConcurrentWrites(const traceEvent *const *ev, size_t n, size_t ma
     out->npairs = 0;
     out->total = 0;
 
-    size_t *writes = xmalloc((n ? n : 1) * sizeof *writes), nw = 0;
+    size_t *writes = xmalloc(n * sizeof *writes), nw = 0;
     for (size_t i = 0; i < n; i++) {
         if (ev[i]->key && traceKindIsWrite(ev[i]->kind)) writes[nw++] = i;
     }
-    uint64_t *rank = xmalloc((nw ? nw : 1) * sizeof *rank);
+    uint64_t *rank = xmalloc(nw * sizeof *rank);
     rankKeys(ev, writes, nw, rank);
-    traceSortRec *r = xmalloc((nw ? nw : 1) * sizeof *r);
+    traceSortRec *r = xmalloc(nw * sizeof *r);
     for (size_t k = 0; k < nw; k++) {
         const traceEvent *e = ev[writes[k]];
         r[k] = (traceSortRec){rank[k], e->node, traceEventOwnCounter(e), writes[k]};

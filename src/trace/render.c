@@ -90,8 +90,7 @@ static void appendWallTime(buf *out, uint64_t wall_us) {
 /* [ts] node1 #5 L=7 vc={1:3,2:1} PUT color red (msg 1:17) */
 static void appendEventLine(buf *out, const traceEvent *e) {
     appendWallTime(out, e->wall_us);
-    bufPrintf(out, " node%" PRIu32 " #%" PRIu64 " L=%" PRIu64 " vc=", e->node, e->seq,
-              e->lamport);
+    bufPrintf(out, " node%" PRIu32 " #%" PRIu64 " L=%" PRIu64 " vc=", e->node, e->seq, e->lamport);
     vclockFormat(&e->vc, out);
     bufAppendChar(out, ' ');
     traceTextAppend(out, e->kind);
@@ -177,10 +176,10 @@ void traceRenderJson(const traceEvent *const *ev, size_t n, traceView view, buf 
     } else if (view == TRACE_VIEW_LAMPORT) {
         order = traceOrderLamport(ev, n);
     } else {
-        order = xmalloc((n ? n : 1) * sizeof *order);
+        order = xmalloc(n * sizeof *order);
         if (n) memcpy(order, layers.members, n * sizeof *order);
     }
-    size_t *at = xmalloc((n ? n : 1) * sizeof *at); /* at[event] = its place in "events" */
+    size_t *at = xmalloc(n * sizeof *at); /* at[event] = its place in "events" */
     for (size_t k = 0; k < n; k++) at[order[k]] = k;
 
     bufPrintf(out, "{\"order\":\"%s\",\"count\":%zu,\"events\":[", view_names[view], n);

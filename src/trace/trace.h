@@ -42,7 +42,7 @@
 #define TRACE_KEY_MAX_BYTES    512
 #define TRACE_DETAIL_MAX_BYTES 4096
 #define TRACE_MSG_MAX_BYTES    64
-#define TRACE_KIND_MAX_BYTES   23        /* fits traceEvent.kind with its NUL */
+#define TRACE_KIND_MAX_BYTES   23          /* fits traceEvent.kind with its NUL */
 #define TRACE_LINE_MAX_BYTES   (64 * 1024) /* one JSON line, without its "\n" */
 #define TRACE_BATCH_MAX_EVENTS 100000
 /* Largest integer a JSON number may carry: 2^53 - 1. JSON readers (cJSON

@@ -20,7 +20,7 @@ static void fuzzFail(const char *what) {
 }
 
 static void checkPermutation(const size_t *order, size_t n) {
-    char *seen = calloc(n ? n : 1, 1);
+    char *seen = xcalloc(n, 1);
     for (size_t k = 0; k < n; k++) {
         if (order[k] >= n || seen[order[k]]) fuzzFail("order is not a permutation");
         seen[order[k]] = 1;

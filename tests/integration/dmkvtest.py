@@ -534,6 +534,9 @@ class Logger:
         HTTP, until the page is served). A port taken in the meantime
         means new ports and a new try."""
         assert not self.running(), "logger %s is already running" % self.name
+        # New ports on a clash only for a first start on ports we chose: a
+        # restart must come back where the agents send.
+        may_move = self.starts == 0 and self.port is None and self.http_port is None
         for attempt in range(5):
             if self.port is None:
                 self.port = free_port()
@@ -552,7 +555,7 @@ class Logger:
                 return self
             except LoggerExited:
                 tail = self.read_log().split("---- start %d" % self.starts)[-1].lower()
-                if "in use" in tail:
+                if may_move and "in use" in tail:
                     self.port = None
                     self.http_port = None
                     continue

@@ -17,6 +17,7 @@ loaded CI machine must still keep."""
 import base64
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -26,9 +27,9 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dmkvtest import (RespError, cluster_info, dropped_total, free_gossip_ports, free_port,  # noqa: E402
-                      free_udp_port, ipv6_loopback_available, members, parse_members, peers_arg,
-                      run_dmkv, wait_until)
+from dmkvtest import (ConnectionClosed, RespError, cluster_info, dropped_total,  # noqa: E402
+                      free_gossip_ports, free_port, free_udp_port, ipv6_loopback_available, members,
+                      parse_members, peers_arg, run_dmkv, wait_until)
 
 DEAD_BOUND_S = 6.0      # kill -9 -> DEAD at every other member (see above)
 CONVERGE_S = 10.0       # start -> everyone alive everywhere
@@ -76,7 +77,7 @@ def try_members(agent):
     """MEMBERS, or None while the agent cannot answer."""
     try:
         return members(agent, timeout=2)
-    except (OSError, TimeoutError, AssertionError):
+    except (OSError, TimeoutError, ConnectionClosed):
         return None
 
 
@@ -100,8 +101,11 @@ def wait_converged(observers, expected, timeout=CONVERGE_S, what="the cluster to
     """Waits until all_alive; returns the seconds it took from `since`
     (default: now), e.g. from the moment the first agent was started."""
     t0 = time.monotonic()
-    wait_until(lambda: all_alive(observers, expected), timeout,
-               "%s: %s" % (what, describe(observers)), interval=0.02)
+    try:
+        wait_until(lambda: all_alive(observers, expected), timeout,
+                   "%s: %s" % (what, describe(observers)), interval=0.02)
+    except AssertionError as e:
+        raise AssertionError("%s\nviews (id: (state, incarnation)):\n%s" % (e, views_text(observers))) from None
     return time.monotonic() - (since if since is not None else t0)
 
 
@@ -276,7 +280,7 @@ def test_sigterm_leaves_gracefully_and_a_restart_rejoins(make_agent):
     others = agents[:2]
     inc_before = members(leaver)[leaver.node_id]["incarnation"]
 
-    leaver.proc.send_signal(15)
+    leaver.proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
     seen = []
     left_at = {}
@@ -368,6 +372,34 @@ def test_key_rotation_two_keys_in_either_order_form_a_cluster(make_agent):
     for x in (a, b):
         info = cluster_info(x)
         assert info["encrypted"] == 1 and info["dropped_auth"] == 0 and info["acks_received"] > 0, info
+
+
+def test_rolling_key_rotation_keeps_the_cluster_whole(make_agent):
+    """docs/GOSSIP.md's procedure, one node restart at a time: [old] ->
+    [old,new] -> [new,old] -> [new]. After every restart both nodes are
+    alive at both, so at no step did one stop understanding the other."""
+    old, new = keygen(), keygen()
+    a = add_agent(make_agent, 1, None, flags=("--cluster-key", old), start=False)
+    b = add_agent(make_agent, 2, None, flags=("--cluster-key", old), start=False)
+    peers = peers_arg([("127.0.0.1", x.port, x.udp_port, x.node_id) for x in (a, b)])
+    for x in (a, b):
+        x.args += ["--peers", peers]
+        x.start()
+    wait_converged([a, b], [a, b])
+    t0 = time.monotonic()
+    for keys in ("%s,%s" % (old, new), "%s,%s" % (new, old), new):
+        for x in (a, b):
+            x.args[x.args.index("--cluster-key") + 1] = keys
+            x.restart()
+            wait_converged([a, b], [a, b], timeout=REJOIN_S,
+                           what="node %d back after its restart with %d key(s)" % (x.node_id, keys.count(",") + 1))
+    print("\nrolling key rotation, 6 restarts: cluster whole after each; %.2f s in all" % (time.monotonic() - t0))
+    # Only the new key is left: a node with the old one alone is refused.
+    c = add_agent(make_agent, 3, peers, flags=("--cluster-key", old))
+    t1 = time.monotonic()
+    while time.monotonic() - t1 < 4 * PROBE_INTERVAL_S:
+        assert 3 not in members(a) and 3 not in members(b) and set(members(c)) == {3}
+        time.sleep(0.1)
 
 
 def test_cluster_key_file(make_agent, tmp_path):
@@ -548,6 +580,26 @@ def test_unauthenticated_datagrams_raise_dropped_auth(make_agent):
         assert not expect_ack(s, 77, target.node_id, timeout=1)
     assert target.call("PING") == "PONG"
     assert all_alive(agents, agents), views_text(agents)
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
+def test_empty_datagrams_are_counted(make_agent, keyed):
+    """A zero-length datagram is the shortest truncated (or unauthenticated)
+    one: docs/GOSSIP.md says such datagrams are dropped and counted."""
+    flags = ("--cluster-key", keygen()) if keyed else ()
+    a = add_agent(make_agent, 1, None, flags=flags)
+    counter = (lambda i: i["dropped_auth"]) if keyed else dropped_total
+    base = counter(cluster_info(a))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(5):
+            s.sendto(b"", ("127.0.0.1", a.udp_port))
+        s.sendto(b"\x01", ("127.0.0.1", a.udp_port))  # a 1-byte marker, counted for sure
+        # Datagrams are read in order: once the marker is counted, so are
+        # the empty ones before it, if they are counted at all.
+        wait_until(lambda: counter(cluster_info(a)) > base, 5, "the marker datagram to be counted")
+    got = counter(cluster_info(a)) - base
+    assert got == 6, "5 empty datagrams and a 1-byte one: %d counted as dropped" % got
+    assert a.call("PING") == "PONG"
 
 
 # ----------------------------------------------------------- push-pull ----

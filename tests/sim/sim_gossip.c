@@ -31,8 +31,8 @@
  *   restart_rejoin      a crashed node restarted with a higher incarnation
  *                       is ALIVE everywhere again
  *   leave               a leaving node ends LEFT everywhere, never DEAD
- *   bench               (not a test) N = 10 .. 10,000: dissemination,
- *                       detection, false deaths under loss, traffic */
+ *   bench               (not a test) N = 3 .. 10,000: dissemination,
+ *                       detection, rejoin, false deaths under loss, traffic */
 // ctest: crash_detect loss_no_false_dead dissemination_1000 partition_heal restart_rejoin leave
 #include <inttypes.h>
 #include <math.h>
@@ -125,10 +125,10 @@ typedef struct simNode {
     gossip *g;
     gossipAddr addr;
     bool up, leaving;
-    int group;       /* partition: nodes reach only their own group */
-    uint32_t gen;    /* bumped on crash and restart: drops stale events */
+    int group;    /* partition: nodes reach only their own group */
+    uint32_t gen; /* bumped on crash and restart: drops stale events */
     uint64_t tick_at;
-    uint64_t inc;    /* incarnation the "disk" kept at crash */
+    uint64_t inc; /* incarnation the "disk" kept at crash */
 } simNode;
 
 typedef struct sim {
@@ -181,8 +181,7 @@ static uint32_t idOf(uint32_t i) {
 static void addrOf(uint32_t i, gossipAddr *a) {
     uint32_t id = idOf(i);
     memset(a, 0, sizeof *a);
-    snprintf(a->host, sizeof a->host, "127.%u.%u.%u", (id >> 16) & 255, (id >> 8) & 255,
-             id & 255);
+    snprintf(a->host, sizeof a->host, "127.%u.%u.%u", (id >> 16) & 255, (id >> 8) & 255, id & 255);
     a->udp_port = 7946;
     a->tcp_port = 7947;
 }
@@ -207,8 +206,8 @@ static uint64_t latencyUs(sim *s, uint32_t a, uint32_t b) {
     return 200 + simBelow(&pair, 1801) + simBelow(&s->rng, 501);
 }
 
-static void schedule(sim *s, uint8_t kind, uint64_t at, uint32_t node, uint32_t from,
-                     uint32_t gen, uint8_t *data, uint32_t len) {
+static void schedule(sim *s, uint8_t kind, uint64_t at, uint32_t node, uint32_t from, uint32_t gen,
+                     uint8_t *data, uint32_t len) {
     simEvent e = {.at = at,
                   .seq = s->seq++,
                   .node = node,
@@ -239,8 +238,8 @@ static void onEvent(sim *s, uint32_t observer, const gossipEvent *ev) {
         if (subject->up && !subject->leaving) s->false_dead++;
     }
     if (ev->new_state == GOSSIP_SUSPECT && ev->old_state == GOSSIP_ALIVE) s->suspicions++;
-    if (ev->id == s->watch_id && ev->new_state == GOSSIP_ALIVE &&
-        ev->incarnation >= s->watch_inc && !s->seen[observer]) {
+    if (ev->id == s->watch_id && ev->new_state == GOSSIP_ALIVE && ev->incarnation >= s->watch_inc &&
+        !s->seen[observer]) {
         s->seen[observer] = 1;
         if (++s->seen_count == s->up_count && !s->watch_done_at) s->watch_done_at = at;
     }
@@ -578,8 +577,7 @@ static int scenarioLossNoFalseDead(uint64_t seed) {
     printf("loss_no_false_dead: N=50, 10%% loss, 600 s: %" PRIu64 " probes, %" PRIu64
            " failed, %" PRIu64 " suspicions raised (%" PRIu64 " SUSPECT transitions seen), "
            "%" PRIu64 " refuted, 0 false DEAD; %.1f msgs/member/s\n",
-           probes, failed, raised, s.suspicions, refuted,
-           (double)s.msgs / s.n / 600.0);
+           probes, failed, raised, s.suspicions, refuted, (double)s.msgs / s.n / 600.0);
     simFree(&s);
     return 0;
 }
@@ -705,7 +703,8 @@ static int scenarioLeave(uint64_t seed) {
     }
     if (!left_all)
         simFail(&s, "node %u LEFT at only %u of %u", id, *tally(&s, id, GOSSIP_LEFT), s.up_count);
-    if (s.dead_about[x]) simFail(&s, "node %u declared DEAD %" PRIu64 " times", id, s.dead_about[x]);
+    if (s.dead_about[x])
+        simFail(&s, "node %u declared DEAD %" PRIu64 " times", id, s.dead_about[x]);
     printf("leave: node %u left; done broadcasting after %.2f s; LEFT at all %u members after "
            "%.2f s; DEAD declarations about it: 0 (watched 30 s more)\n",
            id, secs(done - t0), s.up_count, secs(left_all - t0));
@@ -743,7 +742,7 @@ static void benchOne(uint32_t n, uint64_t seed) {
     double bytes = (double)(s.bytes - b0) / n / secs(window);
 
     int trials = n >= 10000 ? 2 : 5;
-    double diss = 0, first = 0, all = 0;
+    double diss = 0, first = 0, all = 0, rejoin = 0;
     for (int t = 0; t < trials; t++) {
         diss += measureDissemination(&s) / trials;
         runUntil(&s, s.now + 2 * 1000000ull);
@@ -757,11 +756,16 @@ static void benchOne(uint32_t n, uint64_t seed) {
         all += secs(s.all_dead_at - s.crash_at) / trials;
         s.crash_at = 0;
         s.crash_id = 0;
+        /* Restart it, so every trial runs at N, and time its rejoin. */
+        runUntil(&s, s.now + 1000000ull);
+        uint64_t t0 = s.now;
+        simRestart(&s, victim);
+        if (!runWhile(&s, condAllAlive, 60 * 1000000ull)) simFail(&s, "no rejoin in 60 s");
+        rejoin += secs(s.now - t0) / trials;
         runUntil(&s, s.now + 1000000ull);
     }
 
-    uint64_t loss_us = n >= 10000 ? 5 * 1000000ull : n >= 1000 ? 60 * 1000000ull
-                                                               : 300 * 1000000ull;
+    uint64_t loss_us = n >= 10000 ? 5 * 1000000ull : n >= 1000 ? 60 * 1000000ull : 300 * 1000000ull;
     uint64_t fd5 = falseDeadUnderLoss(&s, 0.05, loss_us);
     uint64_t fd10 = falseDeadUnderLoss(&s, 0.10, loss_us);
 
@@ -770,9 +774,9 @@ static void benchOne(uint32_t n, uint64_t seed) {
     double first_model = 0.5 + exp(1.0) / (exp(1.0) - 1.0); /* periods */
     double ours = first_model * I + s.cfg.suspicion_mult * scale * I;
     double ml = first_model * I + 4.0 * scale * I; /* memberlist LAN (mult 4) at our interval */
-    printf("%6u %6.2f %6.2f %6.2f %6.2f %6.2f %5" PRIu64 " %5" PRIu64 " %5.0fs %7.1f %8.0f "
-           "%6.1fs %7.1fs\n",
-           n, diss, first / I, all, ours, ml, fd5, fd10, secs(loss_us), msgs, bytes, built,
+    printf("%6u %6.2f %6.2f %6.2f %6.2f %6.2f %6.2f %5" PRIu64 " %5" PRIu64 " %5.0fs %7.1f "
+           "%8.0f %6.1fs %7.1fs\n",
+           n, diss, first / I, all, ours, ml, rejoin, fd5, fd10, secs(loss_us), msgs, bytes, built,
            wallSecs() - w0);
     fflush(stdout);
     simFree(&s);
@@ -786,17 +790,20 @@ static int scenarioBench(uint64_t seed, uint32_t max_n) {
            "every %u ms to %u members; links 0.2-2 ms + 0-0.5 ms jitter\n",
            seed, c.probe_interval_ms, c.probe_timeout_ms, c.indirect_checks, c.suspicion_mult,
            c.suspicion_max_timeout_mult, c.retransmit_mult, c.gossip_interval_ms, c.gossip_nodes);
-    printf("diss   periods until a metadata update reached every member (mean of 5; 2 at 10k)\n"
-           "1st    periods from a crash to the first SUSPECT anywhere (SWIM: a member is first\n"
-           "       picked after e/(e-1) = 1.58 periods, plus half a period of phase = 2.08)\n"
-           "dead   seconds from a crash until DEAD at every live member (mean of 5; 2 at 10k)\n"
-           "model  2.08 I + S max(1, log10 N) I, spread not counted\n"
-           "mlist  the same with memberlist's LAN suspicion mult 4, at our interval\n"
-           "fd5/10 live members declared DEAD by anyone at 5%% / 10%% datagram loss, over `run`\n"
-           "msgs, bytes  sent per member per second at 0%% loss; build = cluster setup wall time\n");
-    printf("%6s %6s %6s %6s %6s %6s %5s %5s %6s %7s %8s %7s %8s\n", "N", "diss", "1st", "dead",
-           "model", "mlist", "fd5", "fd10", "run", "msgs/s", "bytes/s", "build", "wall");
-    uint32_t sizes[] = {10, 100, 1000, 10000};
+    printf(
+        "diss   periods until a metadata update reached every member (mean of 5; 2 at 10k)\n"
+        "1st    periods from a crash to the first SUSPECT anywhere (SWIM: a member is first\n"
+        "       picked after e/(e-1) = 1.58 periods, plus half a period of phase = 2.08)\n"
+        "dead   seconds from a crash until DEAD at every live member (mean of 5; 2 at 10k)\n"
+        "model  2.08 I + S max(1, log10 N) I, spread not counted\n"
+        "mlist  the same with memberlist's LAN suspicion mult 4, at our interval\n"
+        "rejoin seconds from restarting a crashed node (higher incarnation, push-pull with\n"
+        "       one peer) until it is ALIVE at every member and sees them all\n"
+        "fd5/10 live members declared DEAD by anyone at 5%% / 10%% datagram loss, over `run`\n"
+        "msgs, bytes  sent per member per second at 0%% loss; build = cluster setup wall time\n");
+    printf("%6s %6s %6s %6s %6s %6s %6s %5s %5s %6s %7s %8s %7s %8s\n", "N", "diss", "1st", "dead",
+           "model", "mlist", "rejoin", "fd5", "fd10", "run", "msgs/s", "bytes/s", "build", "wall");
+    uint32_t sizes[] = {3, 5, 10, 100, 1000, 10000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         if (sizes[i] > max_n) break;
         benchOne(sizes[i], seed + i);

@@ -62,12 +62,32 @@ static char *keyName(uint64_t k) {
     return xstrdup(name);
 }
 
+/* Puts a message stamped with c's clocks in the inbox of one random peer
+ * of s, or of all of them. */
+static void simSend(inbox *boxes, int s, const nodeClock *c, const char *id, bool broadcast) {
+    int one = (s + 1 + (int)rngBelow(SIM_NODES - 1)) % SIM_NODES;
+    for (int t = 0; t < SIM_NODES; t++) {
+        if (t == s || (!broadcast && t != one)) continue;
+        inbox *to = &boxes[t];
+        if (to->n == to->cap) {
+            to->cap = to->cap ? to->cap * 2 : 16;
+            to->m = xrealloc(to->m, to->cap * sizeof *to->m);
+        }
+        inboxMsg *m = &to->m[to->n++];
+        snprintf(m->id, sizeof m->id, "%s", id);
+        m->lamport = c->lamport;
+        vclockInit(&m->vc);
+        vclockCopy(&m->vc, &c->vc);
+    }
+}
+
 /* n events over SIM_NODES nodes: at each step a random node either takes
  * a message from its inbox or writes, reads, or replicates to one peer or
- * to all of them. */
+ * to all of them. Some writes carry their own clock to a peer, as a
+ * replication that is not logged separately would. */
 static traceEvent *simHistory(uint64_t seed, size_t n) {
     rngSeed(seed);
-    traceEvent *ev = xcalloc(n ? n : 1, sizeof *ev);
+    traceEvent *ev = xcalloc(n, sizeof *ev);
     nodeClock clocks[SIM_NODES];
     inbox boxes[SIM_NODES];
     uint64_t seq[SIM_NODES] = {0};
@@ -96,32 +116,22 @@ static traceEvent *simHistory(uint64_t seed, size_t n) {
         } else {
             nodeClockTick(c);
             uint64_t dice = rngBelow(100);
+            char id[24];
+            snprintf(id, sizeof id, "%d:%" PRIu64, s + 1, e->seq);
             if (dice < 50) {
                 static const traceKind writes[] = {TRACE_KIND_PUT, TRACE_KIND_PUT, TRACE_KIND_DEL,
                                                    TRACE_KIND_INCR};
                 traceEventSetKind(e, writes[rngBelow(4)]);
                 e->key = keyName(rngBelow(SIM_KEYS));
                 e->detail = xstrdup("v");
+                if (rngBelow(4) == 0) {
+                    e->msg = xstrdup(id);
+                    simSend(boxes, s, c, id, false);
+                }
             } else if (dice < 75) {
                 traceEventSetKind(e, TRACE_KIND_REPL_SEND);
-                char id[24];
-                snprintf(id, sizeof id, "%d:%" PRIu64, s + 1, e->seq);
                 e->msg = xstrdup(id);
-                bool broadcast = rngBelow(3) == 0;
-                int one = (s + 1 + (int)rngBelow(SIM_NODES - 1)) % SIM_NODES;
-                for (int t = 0; t < SIM_NODES; t++) {
-                    if (t == s || (!broadcast && t != one)) continue;
-                    inbox *to = &boxes[t];
-                    if (to->n == to->cap) {
-                        to->cap = to->cap ? to->cap * 2 : 16;
-                        to->m = xrealloc(to->m, to->cap * sizeof *to->m);
-                    }
-                    inboxMsg *m = &to->m[to->n++];
-                    memcpy(m->id, id, sizeof id);
-                    m->lamport = c->lamport;
-                    vclockInit(&m->vc);
-                    vclockCopy(&m->vc, &c->vc);
-                }
+                simSend(boxes, s, c, id, rngBelow(3) == 0);
             } else {
                 traceEventSetKind(e, TRACE_KIND_GET);
                 e->key = keyName(rngBelow(SIM_KEYS));
@@ -147,9 +157,9 @@ static double nowMs(void) {
 /* The seed prototype's layering: repeatedly take, as the next layer, the
  * events with no predecessor among those left, comparing every pair. */
 static size_t *naiveLayers(const traceEvent *const *ev, size_t n) {
-    size_t *layer = xcalloc(n ? n : 1, sizeof *layer);
-    size_t *left = xmalloc((n ? n : 1) * sizeof *left), nleft = n;
-    size_t *next = xmalloc((n ? n : 1) * sizeof *next);
+    size_t *layer = xcalloc(n, sizeof *layer);
+    size_t *left = xmalloc(n * sizeof *left), nleft = n;
+    size_t *next = xmalloc(n * sizeof *next);
     for (size_t i = 0; i < n; i++) left[i] = i;
     for (size_t L = 1; nleft; L++) {
         size_t nnext = 0;
@@ -341,8 +351,8 @@ static int runOrdersAgree(void) {
     traceOrderLayers(ev, n, &layers);
     for (size_t i = 0; i < n; i++) {
         if (layers.layer[i] != ev[i]->lamport) {
-            fprintf(stderr, "whole: node %" PRIu32 " seq %" PRIu64 " layer %zu, Lamport %" PRIu64
-                            "\n",
+            fprintf(stderr,
+                    "whole: node %" PRIu32 " seq %" PRIu64 " layer %zu, Lamport %" PRIu64 "\n",
                     ev[i]->node, ev[i]->seq, layers.layer[i], ev[i]->lamport);
             bad = 1;
             break;

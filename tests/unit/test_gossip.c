@@ -409,9 +409,9 @@ static void test_malformed_packets_are_dropped_and_counted_by_reason(void **stat
     MUTATE(0, 2, GOSSIP_DROP_BAD_VERSION);
     MUTATE(1, 9, GOSSIP_DROP_UNKNOWN_TYPE);
     MUTATE(1, 0, GOSSIP_DROP_UNKNOWN_TYPE);
-    MUTATE(7, 0, GOSSIP_DROP_BAD_VALUE);           /* update kind 0 */
-    MUTATE(7, 5, GOSSIP_DROP_BAD_VALUE);           /* update kind 5 */
-    MUTATE(6, 200, GOSSIP_DROP_OVERSIZED);         /* update count */
+    MUTATE(7, 0, GOSSIP_DROP_BAD_VALUE);   /* update kind 0 */
+    MUTATE(7, 5, GOSSIP_DROP_BAD_VALUE);   /* update kind 5 */
+    MUTATE(6, 200, GOSSIP_DROP_OVERSIZED); /* update count */
     MUTATE(host_len_at, 46, GOSSIP_DROP_OVERSIZED);
     MUTATE(host_len_at, 0, GOSSIP_DROP_BAD_VALUE);
     MUTATE(host_len_at + 1, 'x', GOSSIP_DROP_BAD_VALUE); /* not an IP literal */
@@ -514,8 +514,9 @@ static void test_dead_is_final_for_its_incarnation(void **state) {
     gossipUpdate u = claim(&net, GOSSIP_DEAD, 2, 4, 1);
     inject(&net, 1, 0, &u, 1);
     assert_int_equal(stateAt(&net, 0, 2), GOSSIP_DEAD);
-    gossipUpdate later[] = {claim(&net, GOSSIP_ALIVE, 2, 4, 2), claim(&net, GOSSIP_SUSPECT, 2, 5, 1),
-                            claim(&net, GOSSIP_DEAD, 2, 6, 1), claim(&net, GOSSIP_ALIVE, 2, 3, 2)};
+    gossipUpdate later[] = {claim(&net, GOSSIP_ALIVE, 2, 4, 2),
+                            claim(&net, GOSSIP_SUSPECT, 2, 5, 1), claim(&net, GOSSIP_DEAD, 2, 6, 1),
+                            claim(&net, GOSSIP_ALIVE, 2, 3, 2)};
     inject(&net, 1, 0, later, 4);
     assert_int_equal(stateAt(&net, 0, 2), GOSSIP_DEAD);
     assert_int_equal(incAt(&net, 0, 2), 4);
@@ -740,7 +741,7 @@ static void test_indirect_probe_rescues_member_with_cut_direct_path(void **state
     netFree(&net);
 }
 
-/* Lifeguard §4.2 on an isolated node 0 whose own probes all fail. With
+/* Lifeguard LHA-Suspicion on an isolated node 0 whose own probes all fail. With
  * five members, K = suspicion_mult - 2 = 1: a suspicion waits the maximum
  * (4.5 s) until one independent confirmation, then the minimum (1.5 s). */
 static void test_suspicion_timeout_shrinks_with_confirmations(void **state) {
@@ -794,7 +795,7 @@ static void test_suspicion_timeout_shrinks_with_confirmations(void **state) {
     netFree(&net);
 }
 
-/* Lifeguard §4.1: an isolated node misses the nacks of its ping-reqs,
+/* Lifeguard LHA-Probe: an isolated node misses the nacks of its ping-reqs,
  * raises its score and slows down; back on the network, successful probes
  * bring it down again, and the suspicions it raised and suffered are
  * refuted (the others declared it dead meanwhile: the first ack it gets

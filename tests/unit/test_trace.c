@@ -70,9 +70,8 @@ static void assertBufHasLine(const buf *b, const char *line) {
  * in after the opening brace, and a field named in `drop` is left out. */
 static char *lineWith(const char *extra, const char *drop) {
     static const char *const parts[][2] = {
-        {"node", "\"node\":1"},       {"seq", "\"seq\":5"},
-        {"ts_us", "\"ts_us\":1000"},  {"lamport", "\"lamport\":7"},
-        {"vc", "\"vc\":{\"1\":3}"},  {"kind", "\"kind\":\"PUT\""},
+        {"node", "\"node\":1"},       {"seq", "\"seq\":5"},       {"ts_us", "\"ts_us\":1000"},
+        {"lamport", "\"lamport\":7"}, {"vc", "\"vc\":{\"1\":3}"}, {"kind", "\"kind\":\"PUT\""},
         {"key", "\"key\":\"color\""},
     };
     buf b;
@@ -202,7 +201,8 @@ static const sentMsg *findSent(const history *h, const char *id) {
 }
 
 /* Records one event of node; a REPL_RECV merges the clocks its msg was
- * sent with, a REPL_SEND remembers them. */
+ * sent with, any other event with a msg sends them (a REPL_SEND, or a
+ * write that carries its own clock to the replicas). */
 static traceEvent *historyStep(history *h, uint32_t node, traceKind kind, const char *key,
                                const char *detail, const char *msg, uint64_t wall_us) {
     size_t s = slotOf(h, node);
@@ -213,7 +213,7 @@ static traceEvent *historyStep(history *h, uint32_t node, traceKind kind, const 
     } else {
         nodeClockTick(c);
     }
-    if (kind == TRACE_KIND_REPL_SEND) {
+    if (msg && kind != TRACE_KIND_REPL_RECV) {
         if (h->nsent == h->sent_cap) {
             h->sent_cap = h->sent_cap ? h->sent_cap * 2 : 16;
             h->sent = xrealloc(h->sent, h->sent_cap * sizeof *h->sent);
@@ -363,13 +363,27 @@ static void randomHistory(history *h, uint64_t seed, size_t nnodes, size_t neven
             continue;
         }
         uint64_t dice = rngBelow(&r, 100);
+        char id[32];
+        snprintf(id, sizeof id, "%" PRIu32 ":%" PRIu64, node, h->seq[s] + 1);
         if (dice < 45) {
             static const traceKind writes[] = {TRACE_KIND_PUT, TRACE_KIND_DEL, TRACE_KIND_INCR,
                                                TRACE_KIND_APPLY_LOCAL};
-            historyStep(h, node, writes[rngBelow(&r, 4)], keys[rngBelow(&r, 3)], "v", NULL, wall);
+            /* Some writes travel with their own clock, so a receiver's
+             * clock can end exactly at a write of the sender. */
+            bool sends = rngBelow(&r, 4) == 0;
+            historyStep(h, node, writes[rngBelow(&r, 4)], keys[rngBelow(&r, 3)], "v",
+                        sends ? id : NULL, wall);
+            if (sends) {
+                size_t to = (s + 1 + rngBelow(&r, nnodes - 1)) % nnodes;
+                if (nq == qcap) {
+                    qcap = qcap ? qcap * 2 : 16;
+                    q = xrealloc(q, qcap * sizeof *q);
+                }
+                q[nq].to = to;
+                snprintf(q[nq].id, sizeof q[nq].id, "%s", id);
+                nq++;
+            }
         } else if (dice < 70) {
-            char id[32];
-            snprintf(id, sizeof id, "%" PRIu32 ":%" PRIu64, node, h->seq[s] + 1);
             historyStep(h, node, TRACE_KIND_REPL_SEND, keys[0], NULL, id, wall);
             bool broadcast = rngBelow(&r, 3) == 0;
             size_t one = (s + 1 + rngBelow(&r, nnodes - 1)) % nnodes;
@@ -507,7 +521,10 @@ static void test_to_json_replaces_invalid_utf8_with_replacement_character(void *
     traceEventSetKind(&e, TRACE_KIND_PUT);
     /* A stray continuation byte, an overlong '/', a surrogate, a cut
      * sequence at the end. */
-    e.key = xstrdup("a\x80" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x82");
+    e.key = xstrdup("a\x80"
+                    "b\xc0\xaf"
+                    "c\xed\xa0\x80"
+                    "d\xe2\x82");
     buf b;
     bufInit(&b);
     traceEventToJson(&e, &b);
@@ -516,7 +533,8 @@ static void test_to_json_replaces_invalid_utf8_with_replacement_character(void *
                                  "\\ufffd\\ufffd\""));
     free(text);
     assert_int_equal(traceEventFromJson(b.data, b.len - 1, &back, NULL, 0), 0);
-    assert_string_equal(back.key, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd"
+    assert_string_equal(back.key, "a\xef\xbf\xbd"
+                                  "b\xef\xbf\xbd\xef\xbf\xbd"
                                   "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
                                   "d\xef\xbf\xbd\xef\xbf\xbd");
     bufFree(&b);
@@ -857,7 +875,7 @@ static void test_batch_with_one_bad_line_is_rejected_whole_naming_the_line(void 
     buf in;
     bufInit(&in);
     bufPrintf(&in, "%s\n\n%s\n%s\n", good, good, bad); /* the bad one is line 4 */
-    traceEvent *ev = (traceEvent *)&in; /* must come back NULL */
+    traceEvent *ev = (traceEvent *)&in;                /* must come back NULL */
     size_t n = 99;
     char err[256] = "";
     assert_int_equal(traceBatchDecode(in.data, in.len, &ev, &n, err, sizeof err), -1);
@@ -951,7 +969,7 @@ static void test_history_rejects_duplicates_even_after_they_left_the_ring(void *
     for (uint64_t s = 1; s <= 4; s++) assert_int_equal(addSimple(h, 9, s), TRACE_OK);
     assert_int_equal(addSimple(h, 9, 4), TRACE_ERR_DUPLICATE); /* in the ring */
     assert_int_equal(addSimple(h, 9, 1), TRACE_ERR_DUPLICATE); /* long gone */
-    assert_int_equal(addSimple(h, 8, 1), TRACE_OK);           /* other node */
+    assert_int_equal(addSimple(h, 8, 1), TRACE_OK);            /* other node */
     traceHistoryStats st;
     traceHistoryGetStats(h, &st);
     assert_int_equal(st.duplicates, 2);
@@ -1058,8 +1076,9 @@ static void test_scripted_history_has_the_documented_clocks(void **state) {
     history h;
     scriptedHistory(&h);
     static const char *const want[] = {
-        "{1:1} L1", "{2:1} L1",     "{1:2} L2",     "{3:1} L1",     "{1:2,2:2} L3", "{1:2,2:3} L4",
-        "{1:2,3:2} L3", "{1:2,3:3} L4", "{1:3,2:3} L5", "{1:4,2:3} L6", "{1:2,3:4} L5",
+        "{1:1} L1",     "{2:1} L1",     "{1:2} L2",     "{3:1} L1",
+        "{1:2,2:2} L3", "{1:2,2:3} L4", "{1:2,3:2} L3", "{1:2,3:3} L4",
+        "{1:3,2:3} L5", "{1:4,2:3} L6", "{1:2,3:4} L5",
     };
     assert_int_equal(h.n, 11);
     for (size_t i = 0; i < h.n; i++) {
@@ -1386,7 +1405,7 @@ static void checkShivizExport(const buf *out, const traceEvent *const *ev, size_
     char *save = NULL;
     char *line = strtok_r(text + strlen(head), "\n", &save);
     if (n == 0) assert_null(line);
-    shivizEntry *en = xcalloc(n ? n : 1, sizeof *en);
+    shivizEntry *en = xcalloc(n, sizeof *en);
     size_t m = 0;
     for (; line; line = strtok_r(NULL, "\n", &save)) {
         /* The description names the original event: "(nodeN#S ". */
