@@ -5,7 +5,9 @@
 # Pure computation on synthetic histories from tests/sim/sim_trace.c (five
 # nodes, seeded, so every run orders the same events); no servers.
 #
-# Usage: bench/logger.sh [path/to/sim_trace]   (default build/sim_trace)
+# Then the ingest rate of a real `dmkv logger` (bench/logger_ingest.py).
+#
+# Usage: bench/logger.sh [path/to/sim_trace] [path/to/dmkv]   (defaults build/...)
 set -eu
 SIM=${1:-build/sim_trace}
 if [ ! -x "$SIM" ]; then
@@ -15,3 +17,8 @@ if [ ! -x "$SIM" ]; then
 fi
 echo "== trace orderings and JSON ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)) =="
 "$SIM" bench
+
+DMKV=${2:-build/dmkv}
+echo
+echo "== logger ingest (dmkv logger, 3 concurrent senders) =="
+/usr/bin/python3 "$(dirname "$0")/logger_ingest.py" "$DMKV"

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -963,6 +964,124 @@ static void test_push_pull_target_is_a_live_or_retained_dead_member(void **state
     netFree(&net);
 }
 
+static void test_ipv4_parser_agrees_with_inet_pton(void **state) {
+    const char *cases[] = {"0.0.0.0", "127.0.0.1", "255.255.255.255", "1.2.3.4", "10.0.0.256",
+                           "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04", "1..2.3", ".1.2.3",
+                           "1.2.3.", "1.2.3.4 ", " 1.2.3.4", "1.2.3.4x", "", "0.0.0.00",
+                           "1234.1.1.1", "1.2.3.-4", "192.168.100.200", "::1", "a.b.c.d"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t a[4] = {0}, b[4] = {0};
+        bool mine = gossipParseIPv4(cases[i], a);
+        bool libc = inet_pton(AF_INET, cases[i], b) == 1;
+        if (mine != libc) fail_msg("\"%s\": parser says %d, inet_pton %d", cases[i], mine, libc);
+        if (mine) assert_memory_equal(a, b, 4);
+    }
+}
+
+/* Collects the datagrams node `from` sent, without delivering them. */
+static size_t takePackets(tnet *net, int from, gossipPacket *out, size_t max) {
+    size_t n = 0;
+    while (n < max && gossipNextPacket(net->g[from], &out[n])) n++;
+    return n;
+}
+
+static bool packetCarries(const gossipPacket *p, gossipState kind, uint32_t node, uint64_t inc) {
+    static gossipMsg m;
+    gossipDropReason why;
+    assert_int_equal(gossipDecodePacket(p->data, p->len, &m, &why), 0);
+    for (size_t i = 0; i < m.n_updates; i++) {
+        if (m.updates[i].kind == kind && m.updates[i].node == node &&
+            m.updates[i].incarnation == inc)
+            return true;
+    }
+    return false;
+}
+
+static void test_stale_claim_is_answered_with_the_newer_record(void **state) {
+    tnet net;
+    netInit(&net, 3, 3, NULL);
+    gossipUpdate u = claim(&net, GOSSIP_ALIVE, 2, 2, 2);
+    inject(&net, 2, 0, &u, 1);
+    assert_int_equal(incAt(&net, 0, 2), 2);
+    gossipPacket drop[8];
+    takePackets(&net, 0, drop, 8);
+    /* Node 1 still suspects node 2 at incarnation 1 and says so. */
+    u = claim(&net, GOSSIP_SUSPECT, 2, 1, 1);
+    inject(&net, 1, 0, &u, 1);
+    gossipPacket p[8];
+    size_t n = takePackets(&net, 0, p, 8);
+    assert_int_equal(n, 1);
+    assert_int_equal(indexOfAddr(&net, &p[0].to), 1);
+    assert_true(packetCarries(&p[0], GOSSIP_ALIVE, idOf(2), 2));
+    assert_int_equal(gossipGetStats(net.g[0])->corrections_sent, 1);
+    /* A claim that is not older gets no answer. */
+    u = claim(&net, GOSSIP_SUSPECT, 1, 1, 2);
+    inject(&net, 2, 0, &u, 1);
+    n = takePackets(&net, 0, p, 8);
+    for (size_t i = 0; i < n; i++) assert_int_not_equal(indexOfAddr(&net, &p[i].to), 2);
+    netFree(&net);
+}
+
+static void test_member_heard_to_be_suspect_is_probed_next(void **state) {
+    tnet net;
+    netInit(&net, 6, 6, NULL);
+    netRun(&net, net.now + 3000);
+    gossipUpdate u = claim(&net, GOSSIP_SUSPECT, 4, 1, 1);
+    inject(&net, 1, 0, &u, 1);
+    gossipPacket p[16];
+    takePackets(&net, 0, p, 16);
+    /* Tick node 0 alone until its next probe: it goes to node 4 and
+     * carries the suspicion. */
+    for (;;) {
+        net.now = gossipNextDeadline(net.g[0]);
+        gossipTick(net.g[0], net.now);
+        size_t n = takePackets(&net, 0, p, 16);
+        bool probed = false;
+        for (size_t i = 0; i < n; i++) {
+            static gossipMsg m;
+            gossipDropReason why;
+            assert_int_equal(gossipDecodePacket(p[i].data, p[i].len, &m, &why), 0);
+            if (m.h.type != GOSSIP_MSG_PING) continue;
+            assert_int_equal(m.h.target, idOf(4));
+            assert_true(packetCarries(&p[i], GOSSIP_SUSPECT, idOf(4), 1));
+            probed = true;
+        }
+        if (probed) break;
+    }
+    netFree(&net);
+}
+
+/* Counts GOSSIP datagrams from node 0 to node 3 that tell it it is dead:
+ * node 0 holds node 3 DEAD, so it sends it gossip only when a round picks
+ * it as a dead member. */
+static void deadGossipHook(tnet *net, int from, const gossipPacket *p) {
+    static gossipMsg m;
+    gossipDropReason why;
+    if (from != 0 || indexOfAddr(net, &p->to) != 3) return;
+    assert_int_equal(gossipDecodePacket(p->data, p->len, &m, &why), 0);
+    if (m.h.type == GOSSIP_MSG_GOSSIP && packetCarries(p, GOSSIP_DEAD, idOf(3), 1))
+        (*(int *)net->ctx)++;
+}
+
+static void test_member_held_dead_is_told_and_refutes(void **state) {
+    tnet net;
+    netInit(&net, 4, 4, NULL);
+    netRun(&net, net.now + 2000);
+    uint64_t t0 = net.now;
+    int told = 0;
+    net.hook = deadGossipHook;
+    net.ctx = &told;
+    /* Node 0 alone believes node 3 is dead. */
+    gossipUpdate u = claim(&net, GOSSIP_DEAD, 3, 1, 1);
+    inject(&net, 1, 0, &u, 1);
+    netRun(&net, t0 + 3000);
+    assert_true(told >= 1);
+    assert_int_equal(gossipSelfIncarnation(net.g[3]), 2);
+    for (int i = 0; i < 4; i++) assert_int_equal(stateAt(&net, i, 3), GOSSIP_ALIVE);
+    assert_true(firstEvent(&net, 0, 3, GOSSIP_ALIVE, t0) < t0 + 1000);
+    netFree(&net);
+}
+
 static void test_config_check_and_create_reject_bad_values(void **state) {
     gossipConfig c;
     gossipConfigDefault(&c);
@@ -1016,6 +1135,10 @@ int main(void) {
         cmocka_unit_test(test_join_ping_exchanges_records),
         cmocka_unit_test(test_dead_member_is_reaped_after_retention),
         cmocka_unit_test(test_push_pull_target_is_a_live_or_retained_dead_member),
+        cmocka_unit_test(test_ipv4_parser_agrees_with_inet_pton),
+        cmocka_unit_test(test_stale_claim_is_answered_with_the_newer_record),
+        cmocka_unit_test(test_member_heard_to_be_suspect_is_probed_next),
+        cmocka_unit_test(test_member_held_dead_is_told_and_refutes),
         cmocka_unit_test(test_config_check_and_create_reject_bad_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
