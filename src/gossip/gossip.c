@@ -345,9 +345,11 @@ static void queueBroadcast(gossip *g, uint32_t idx, uint32_t from) {
 
 /* ---- Outgoing datagrams ----------------------------------------------- */
 
-/* Builds one datagram: the header, then the forced updates (the buddy
- * system's and a join's), then as many queued broadcasts as fit. A gossip
- * message with nothing to carry is not sent. */
+/* Builds one datagram: the header, then the forced updates (buddy-system
+ * suspicions, a join's records, corrections, a dead member's own record),
+ * then as many queued broadcasts as fit. Forced updates are addressed to
+ * this one destination and do not count against the retransmit limit. A
+ * gossip message with nothing to carry is not sent. */
 static void sendMsg(gossip *g, const gossipAddr *to, uint32_t to_id, const gossipMsgHeader *h,
                     const gossipUpdate *forced, size_t nforced) {
     gossipPacket *p = ringPush(&g->pkts);

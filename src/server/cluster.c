@@ -27,6 +27,7 @@
 #define CLUSTER_JOIN_RETRY_MS 1000
 #define CLUSTER_JOIN_RETRY_MAX_MS 5000
 #define CLUSTER_LEAVE_MAX_MS 1500
+#define CLUSTER_REJOIN_CHECK_MS 30000
 #define CLUSTER_META_VERSION 1
 #define INCARNATION_META_KEY "gossip_incarnation"
 
@@ -51,6 +52,7 @@ struct cluster {
     seedPeer *seeds;
     size_t nseeds;
     uint32_t join_delay_ms;
+    bool joined;
     int exchanges_in_flight;
     buf scratch;
     buf sealed;
@@ -407,7 +409,12 @@ static void onJoinTimer(uv_timer_t *t) {
     }
     clusterDrain(c);
     if (missing == 0) {
-        logInfo("joined: every peer in --peers is known");
+        if (!c->joined) logInfo("joined: every peer in --peers is known");
+        c->joined = true;
+        /* Keep watching: a peer forgotten after a long partition (dead
+         * members are reaped) is joined again through --peers. */
+        c->join_delay_ms = CLUSTER_REJOIN_CHECK_MS;
+        uv_timer_start(&c->join_timer, onJoinTimer, c->join_delay_ms, 0);
         return;
     }
     c->join_delay_ms = c->join_delay_ms * 2 > CLUSTER_JOIN_RETRY_MAX_MS ? CLUSTER_JOIN_RETRY_MAX_MS

@@ -4,9 +4,10 @@
  * then to gossipOnPacket and gossipMergeState of a small node that knows
  * three members. Both wire forms are canonical, so whatever a decoder
  * accepts must re-encode to exactly the input and hold only valid values;
- * a blob the node rejects must leave its member list as it was; and no
- * input may make the node break the deadline contract or emit a datagram
- * above its limit. */
+ * a blob the node rejects must leave its member list as it was; no input
+ * may make the node break the deadline contract or emit a datagram above
+ * its limit; and the fast IPv4 parser must agree with inet_pton. */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +99,19 @@ static void drain(gossip *g, uint64_t now) {
     }
 }
 
+static void fuzzIPv4Parser(const uint8_t *data, size_t size) {
+    char s[32];
+    if (size >= sizeof s) return;
+    memcpy(s, data, size);
+    s[size] = '\0';
+    uint8_t a[4], b[4];
+    bool mine = gossipParseIPv4(s, a);
+    if (mine != (inet_pton(AF_INET, s, b) == 1)) fuzzFail("IPv4 parser disagrees with inet_pton");
+    if (mine && memcmp(a, b, 4) != 0) fuzzFail("IPv4 parser gives other bytes");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzzIPv4Parser(data, size);
     fuzzPacketDecoder(data, size);
     fuzzStateDecoder(data, size);
 
