@@ -42,7 +42,8 @@ redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis" --save "" \
     --appendonly yes --appendfsync everysec --daemonize no --logfile "$work/redis.log" &
 redis_pid=$!
 dport=$(freeport)
-"$DMKV" agent --id 1 --tcp "$dport" --data-dir "$work/dmkv" --fsync everysec 2>"$work/dmkv.log" &
+dudp=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$DMKV" agent --id 1 --tcp "$dport" --udp "$dudp" --data-dir "$work/dmkv" --fsync everysec 2>"$work/dmkv.log" &
 dmkv_pid=$!
 waitping "$rport"
 waitping "$dport"

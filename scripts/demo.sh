@@ -15,10 +15,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+udp=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 nodes="127.0.0.1:$port"
 
 start() {
-    "$DMKV" agent --id 1 --tcp "$port" --data-dir "$work/node-1" --fsync always 2>>"$work/agent.log" &
+    "$DMKV" agent --id 1 --tcp "$port" --udp "$udp" --data-dir "$work/node-1" --fsync always 2>>"$work/agent.log" &
     pid=$!
     i=0
     until redis-cli -p "$port" ping >/dev/null 2>&1; do
