@@ -13,6 +13,7 @@ static void usage(FILE *f) {
                "Server:\n"
                "  agent     run a node (dmkv agent --help for every flag)\n"
                "  logger    collect the nodes' events; orderings, ShiViz, diagram\n"
+               "  dev       a whole local cluster (logger + 3 agents) in one command\n"
                "\n"
                "Client (all take --nodes host:port,... or $DMKV_NODES):\n"
                "  cmd       send any command: dmkv cmd \"SET color red\"\n"
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(verb, "agent")) return agentMain(argc - 1, argv + 1);
     if (!strcmp(verb, "logger")) return loggerMain(argc - 1, argv + 1);
+    if (!strcmp(verb, "dev")) return cliMainDev(argc - 1, argv + 1);
     if (!strcmp(verb, "trace")) return cliMainTrace(argc - 1, argv + 1);
     if (!strcmp(verb, "cmd")) return cliMainCmd(argc - 1, argv + 1);
     if (!strcmp(verb, "get")) return cliMainGet(argc - 1, argv + 1);

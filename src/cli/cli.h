@@ -7,6 +7,7 @@
 #ifndef DMKV_CLI_CLI_H
 #define DMKV_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "resp/resp.h"
@@ -52,5 +53,10 @@ int cliMainPut(int argc, char **argv);
 int cliMainDel(int argc, char **argv);
 int cliMainMembers(int argc, char **argv);
 int cliMainTrace(int argc, char **argv);
+int cliMainDev(int argc, char **argv);
+/* Where `dmkv dev` writes its node list for the client verbs. */
+void cliDevStatePath(char *out, size_t cap);
+/* A value ("nodes" or "logger") of the running dmkv dev cluster. */
+bool cliDevDefault(const char *field, char *out, size_t cap);
 
 #endif

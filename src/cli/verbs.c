@@ -59,6 +59,8 @@ static int verbParse(const char *verb, int argc, char **argv, verbOpts *o) {
     o->timeout_ms = CLI_TIMEOUT_MS;
     o->password = getenv("DMKV_PASSWORD");
     const char *nodes = getenv("DMKV_NODES");
+    static char dev_nodes[2048];
+    if ((!nodes || !*nodes) && cliDevDefault("nodes", dev_nodes, sizeof dev_nodes)) nodes = dev_nodes;
     if (!nodes || !*nodes) nodes = CLI_DEFAULT_NODES;
     long node = 1;
     optind = 1;
@@ -306,6 +308,8 @@ int cliMainTrace(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     const char *addr = getenv("DMKV_LOGGER");
+    static char dev_logger[256];
+    if ((!addr || !*addr) && cliDevDefault("logger", dev_logger, sizeof dev_logger)) addr = dev_logger;
     if (!addr || !*addr) addr = CLI_DEFAULT_LOGGER;
     const char *av[9] = {"TRACE"};
     size_t ac = 1;

@@ -67,6 +67,9 @@ def run_dmkv(*args, env=None, timeout=15, stdin=None):
     full_env = dict(os.environ)
     full_env.pop("DMKV_NODES", None)
     full_env.pop("DMKV_PASSWORD", None)
+    full_env.pop("DMKV_LOGGER", None)
+    # A developer's running `dmkv dev` must not become the tests' default.
+    full_env["DMKV_DEV_STATE"] = os.path.join(REPO, "build", "no-dev-cluster.env")
     if env:
         full_env.update(env)
     return subprocess.run([dmkv_bin()] + [str(a) for a in args], capture_output=True,
