@@ -291,6 +291,41 @@ static void cmdMset(client *c) {
     serverReplyOk(c);
 }
 
+/* VERSION key -> [vector clock "{1:3,2:1}", lamport, origin, token,
+ * tombstone 0|1], or nil when the key was never written. */
+static void cmdVersion(client *c) {
+    const cmdArg *k = &c->argv[1];
+    if (k->len == 0 || k->len > STORE_MAX_KEY_BYTES) {
+        respAddNilArray(c->out);
+        return;
+    }
+    storeRecord rec;
+    int rc = storeGet(c->srv->st, k->p, k->len, &rec);
+    if (rc == STORE_ERR) {
+        respAddErrorFmt(c->out, "ERR read failed: %s", storeError(c->srv->st));
+        return;
+    }
+    if (rc == STORE_NOTFOUND) {
+        respAddNilArray(c->out);
+        return;
+    }
+    vclock vc;
+    vclockInit(&vc);
+    size_t used = 0;
+    buf text;
+    bufInit(&text);
+    if (vclockDecode(rec.ver.vclock, rec.ver.vclock_len, &vc, &used) == 0) vclockFormat(&vc, &text);
+    else bufAppendStr(&text, "?");
+    respAddArrayLen(c->out, 5);
+    respAddBulk(c->out, text.data, text.len);
+    respAddInt(c->out, (long long)rec.ver.lamport);
+    respAddInt(c->out, rec.ver.origin);
+    respAddInt(c->out, (long long)rec.ver.token);
+    respAddInt(c->out, (rec.ver.flags & STORE_FLAG_TOMBSTONE) ? 1 : 0);
+    bufFree(&text);
+    vclockFree(&vc);
+}
+
 static void cmdStrlen(client *c) {
     storeRecord rec;
     int rc = kvLookup(c, &c->argv[1], &rec);
@@ -516,6 +551,7 @@ command serverCommands[] = {
     {"mget", cmdMget, -2, R | F, 1, -1, 1, "Get the values of several keys", 0},
     {"mset", cmdMset, -3, W, 1, -1, 2, "Set several keys at once, atomically", 0},
     {"strlen", cmdStrlen, 2, R | F, 1, 1, 1, "Length of a value", 0},
+    {"version", cmdVersion, 2, R | F, 1, 1, 1, "Stored version of a key: vector clock, Lamport, origin, token, tombstone", 0},
     {"type", cmdType, 2, R | F, 1, 1, 1, "Type of a key (string or none)", 0},
     {"dbsize", cmdDbsize, 1, R | F, 0, 0, 0, "Number of keys", 0},
     {"keys", cmdKeys, 2, R, 0, 0, 0, "Keys matching a glob pattern", 0},
