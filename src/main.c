@@ -21,6 +21,9 @@ static void usage(FILE *f) {
                "  put       dmkv put KEY VALUE\n"
                "  del       dmkv del KEY...\n"
                "  members   the cluster as one node sees it\n"
+               "  race      send commands to several nodes at the same instant\n"
+               "  bench     measure throughput and latency percentiles\n"
+               "  repl      an interactive shell with history\n"
                "  trace     events from the logger in physical, Lamport or causal order\n"
                "\n"
                "  keygen    print a new random cluster key (for --cluster-key)\n"
@@ -63,6 +66,9 @@ int main(int argc, char **argv) {
     if (!strcmp(verb, "put")) return cliMainPut(argc - 1, argv + 1);
     if (!strcmp(verb, "del")) return cliMainDel(argc - 1, argv + 1);
     if (!strcmp(verb, "members")) return cliMainMembers(argc - 1, argv + 1);
+    if (!strcmp(verb, "race")) return cliMainRace(argc - 1, argv + 1);
+    if (!strcmp(verb, "bench")) return cliMainBench(argc - 1, argv + 1);
+    if (!strcmp(verb, "repl")) return cliMainRepl(argc - 1, argv + 1);
     if (!strcmp(verb, "keygen")) return keygenMain();
     fprintf(stderr, "dmkv: unknown command '%s' (see dmkv --help)\n", verb);
     return 2;

@@ -155,24 +155,21 @@ static int fail(cliConn *c, char *err, size_t errlen, const char *what) {
     return -1;
 }
 
-int cliCall(cliConn *c, size_t argc, const char *const *argv, const size_t *lens, respReply **out,
-            char *err, size_t errlen) {
-    *out = NULL;
+int cliSendRaw(cliConn *c, const char *data, size_t len, char *err, size_t errlen) {
     if (c->fd < 0) return fail(c, err, errlen, "not connected");
-    buf req;
-    bufInit(&req);
-    respAddCommand(&req, argc, argv, lens);
     size_t off = 0;
-    while (off < req.len) {
-        ssize_t n = send(c->fd, req.data + off, req.len - off, MSG_NOSIGNAL);
+    while (off < len) {
+        ssize_t n = send(c->fd, data + off, len - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            bufFree(&req);
-            return fail(c, err, errlen, strerror(errno));
-        }
+        if (n <= 0) return fail(c, err, errlen, strerror(errno));
         off += (size_t)n;
     }
-    bufFree(&req);
+    return 0;
+}
+
+int cliReadReply(cliConn *c, respReply **out, char *err, size_t errlen) {
+    *out = NULL;
+    if (c->fd < 0) return fail(c, err, errlen, "not connected");
     respReplyLimits lim = {CLI_REPLY_MAX_BULK, CLI_REPLY_MAX_ELEMENTS, CLI_REPLY_MAX_DEPTH};
     for (;;) {
         if (c->in.len) {
@@ -194,6 +191,19 @@ int cliCall(cliConn *c, size_t argc, const char *const *argv, const size_t *lens
         if (n < 0) return fail(c, err, errlen, strerror(errno));
         c->in.len += (size_t)n;
     }
+}
+
+int cliCall(cliConn *c, size_t argc, const char *const *argv, const size_t *lens, respReply **out,
+            char *err, size_t errlen) {
+    *out = NULL;
+    if (c->fd < 0) return fail(c, err, errlen, "not connected");
+    buf req;
+    bufInit(&req);
+    respAddCommand(&req, argc, argv, lens);
+    int rc = cliSendRaw(c, req.data, req.len, err, errlen);
+    bufFree(&req);
+    if (rc != 0) return rc;
+    return cliReadReply(c, out, err, errlen);
 }
 
 static bool isPlainText(const char *s, size_t len) {

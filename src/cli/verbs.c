@@ -11,13 +11,7 @@
 
 #define CLI_TIMEOUT_MS 5000
 
-typedef struct verbOpts {
-    cliNode nodes[CLI_MAX_NODES];
-    int nnodes;
-    int node; /* 0-based index */
-    int timeout_ms;
-    const char *password;
-} verbOpts;
+typedef cliVerbOpts verbOpts;
 
 static void verbUsage(const char *verb) {
     if (!strcmp(verb, "cmd"))
@@ -33,6 +27,10 @@ static void verbUsage(const char *verb) {
         printf("Usage: dmkv members [--node I] [--nodes LIST]\n\nPrints the cluster membership as node I sees it: id, client address,\ngossip port, state, incarnation and time since the last change.\n");
     else if (!strcmp(verb, "del"))
         printf("Usage: dmkv del [--node I] [--nodes LIST] KEY...\n\nDeletes keys; prints how many existed.\n");
+    cliVerbUsageCommon();
+}
+
+void cliVerbUsageCommon(void) {
     printf("\nOptions:\n"
            "  --nodes LIST     host:port,host:port,... [$DMKV_NODES or %s]\n"
            "  --node I         which node of the list, from 1 [1]\n"
@@ -44,17 +42,28 @@ static void verbUsage(const char *verb) {
            CLI_DEFAULT_NODES, CLI_TIMEOUT_MS);
 }
 
-/* Parses the common options; leaves positional arguments at
- * argv[optind..]. Returns -1 to continue, or an exit code. */
+#define VERB_MAX_OPTS 32
+
 static int verbParse(const char *verb, int argc, char **argv, verbOpts *o) {
-    static const struct option opts[] = {
+    return cliVerbParse(verb, argc, argv, o, NULL, NULL, NULL, NULL);
+}
+
+int cliVerbParse(const char *verb, int argc, char **argv, cliVerbOpts *o,
+                 const struct option *extra, cliExtraOptFn onExtra, void *ctx,
+                 void (*usage)(void)) {
+    static const struct option common[] = {
         {"nodes", required_argument, 0, 'n'},
         {"node", required_argument, 0, 'i'},
         {"timeout", required_argument, 0, 't'},
         {"password", required_argument, 0, 'a'},
         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
     };
+    struct option opts[VERB_MAX_OPTS];
+    size_t nopts = 0;
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) opts[nopts++] = common[i];
+    for (size_t i = 0; extra && extra[i].name && nopts < VERB_MAX_OPTS - 1; i++)
+        opts[nopts++] = extra[i];
+    memset(&opts[nopts], 0, sizeof opts[nopts]);
     memset(o, 0, sizeof *o);
     o->timeout_ms = CLI_TIMEOUT_MS;
     o->password = getenv("DMKV_PASSWORD");
@@ -88,11 +97,21 @@ static int verbParse(const char *verb, int argc, char **argv, verbOpts *o) {
             }
             break;
         case 'a': o->password = optarg; break;
-        case 'h': verbUsage(verb); return CLI_OK;
+        case 'h':
+            if (usage)
+                usage();
+            else
+                verbUsage(verb);
+            return CLI_OK;
         case ':':
             fprintf(stderr, "dmkv %s: %s needs a value (see dmkv %s --help)\n", verb, argv[optind - 1], verb);
             return CLI_USAGE;
         default:
+            if (c >= 256 && onExtra) {
+                int rc = onExtra(ctx, c, optarg);
+                if (rc >= 0) return rc;
+                break;
+            }
             fprintf(stderr, "dmkv %s: unknown option %s (see dmkv %s --help)\n", verb, argv[optind - 1], verb);
             return CLI_USAGE;
         }
@@ -128,26 +147,12 @@ static int verbRunWith(const char *verb, const verbOpts *o, size_t argc, const c
     const cliNode *n = &o->nodes[o->node];
     char err[512];
     cliConn conn;
-    if (cliConnect(&conn, n->host, n->port, o->timeout_ms, err, sizeof err) != 0) {
+    int crc = cliConnectNode(&conn, n, o->timeout_ms, o->password, err, sizeof err);
+    if (crc != CLI_OK) {
         fprintf(stderr, "dmkv %s: node %d: %s\n", verb, o->node + 1, err);
-        return CLI_UNREACHABLE;
+        return crc;
     }
     respReply *r = NULL;
-    if (o->password && *o->password) {
-        const char *av[2] = {"AUTH", o->password};
-        size_t al[2] = {4, strlen(o->password)};
-        if (cliCall(&conn, 2, av, al, &r, err, sizeof err) != 0) {
-            fprintf(stderr, "dmkv %s: node %d: %s\n", verb, o->node + 1, err);
-            return CLI_UNREACHABLE;
-        }
-        if (r->type == RESP_ERROR) {
-            fprintf(stderr, "dmkv %s: node %d: AUTH failed: %s\n", verb, o->node + 1, r->str);
-            respReplyFree(r);
-            cliClose(&conn);
-            return CLI_SERVER_ERROR;
-        }
-        respReplyFree(r);
-    }
     if (cliCall(&conn, argc, argv, lens, &r, err, sizeof err) != 0) {
         fprintf(stderr, "dmkv %s: node %d: %s\n", verb, o->node + 1, err);
         return CLI_UNREACHABLE;
@@ -168,6 +173,24 @@ static int verbRunWith(const char *verb, const verbOpts *o, size_t argc, const c
     bufFree(&out);
     respReplyFree(r);
     return code;
+}
+
+int cliConnectNode(cliConn *c, const cliNode *n, int timeout_ms, const char *password, char *err,
+                   size_t errlen) {
+    if (cliConnect(c, n->host, n->port, timeout_ms, err, errlen) != 0) return CLI_UNREACHABLE;
+    if (!password || !*password) return CLI_OK;
+    const char *av[2] = {"AUTH", password};
+    size_t al[2] = {4, strlen(password)};
+    respReply *r = NULL;
+    if (cliCall(c, 2, av, al, &r, err, errlen) != 0) return CLI_UNREACHABLE;
+    int rc = CLI_OK;
+    if (r->type == RESP_ERROR) {
+        snprintf(err, errlen, "AUTH failed: %s", r->str);
+        cliClose(c);
+        rc = CLI_SERVER_ERROR;
+    }
+    respReplyFree(r);
+    return rc;
 }
 
 static int verbArgs(const char *verb, int argc, char **argv, size_t min, size_t max, verbOpts *o,
@@ -231,7 +254,19 @@ int cliMainCmd(int argc, char **argv) {
         return rc;
     }
     /* One argument: split it like an inline command (quotes, escapes). */
-    const char *raw = argv[optind];
+    cliArgs a;
+    char err[512];
+    if (cliSplitCommand(argv[optind], &a, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv cmd: %s\n", err);
+        return CLI_USAGE;
+    }
+    rc = verbRun("cmd", &o, a.argc, a.argv, a.lens);
+    cliArgsFree(&a);
+    return rc;
+}
+
+int cliSplitCommand(const char *raw, cliArgs *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
     size_t rawlen = strlen(raw);
     char *line = xmalloc(rawlen + 2);
     memcpy(line, raw, rawlen);
@@ -242,24 +277,29 @@ int cliMainCmd(int argc, char **argv) {
     respParserInit(&p, &lim);
     int pr = respParseCommand(&p, line, rawlen + 1);
     if (line[0] == '*' || pr != RESP_PARSE_DONE || p.argc == 0) {
-        fprintf(stderr, "dmkv cmd: cannot parse command '%s'%s%s\n", raw, pr == RESP_PARSE_ERROR ? ": " : "",
-                pr == RESP_PARSE_ERROR ? p.error : "");
+        snprintf(err, errlen, "cannot parse command '%s'%s%s", raw,
+                 pr == RESP_PARSE_ERROR ? ": " : "", pr == RESP_PARSE_ERROR ? p.error : "");
         respParserFree(&p);
         free(line);
-        return CLI_USAGE;
+        return -1;
     }
-    const char **av = xcalloc(p.argc, sizeof *av);
-    size_t *al = xcalloc(p.argc, sizeof *al);
+    out->argc = p.argc;
+    out->argv = xcalloc(p.argc, sizeof *out->argv);
+    out->lens = xcalloc(p.argc, sizeof *out->lens);
     for (size_t i = 0; i < p.argc; i++) {
-        av[i] = line + p.argv[i].off;
-        al[i] = p.argv[i].len;
+        out->argv[i] = line + p.argv[i].off;
+        out->lens[i] = p.argv[i].len;
     }
-    rc = verbRun("cmd", &o, p.argc, av, al);
-    free(av);
-    free(al);
+    out->storage = line;
     respParserFree(&p);
-    free(line);
-    return rc;
+    return 0;
+}
+
+void cliArgsFree(cliArgs *a) {
+    free(a->argv);
+    free(a->lens);
+    free(a->storage);
+    memset(a, 0, sizeof *a);
 }
 
 /* MEMBERS rows are [id, host, tcp, udp, state, incarnation, ms since

@@ -600,3 +600,12 @@ void clusterInfo(cluster *c, buf *out) {
     for (int r = 0; r < GOSSIP_DROP__COUNT; r++)
         bufPrintf(out, "dropped_%s:%" PRIu64 "\r\n", gossipDropReasonName((gossipDropReason)r), st->dropped[r]);
 }
+
+void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx) {
+    size_t n = gossipMemberCount(c->g);
+    for (size_t i = 0; i < n; i++) {
+        gossipMember m;
+        if (!gossipMemberAt(c->g, i, &m) || m.is_self || m.state != GOSSIP_ALIVE || !m.addr.tcp_port) continue;
+        fn(ctx, m.id, m.addr.host, m.addr.tcp_port);
+    }
+}

@@ -6,6 +6,7 @@
 #define DMKV_SERVER_CLUSTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/buf.h"
 
@@ -30,3 +31,7 @@ void clusterInfo(cluster *c, buf *out);
 int clusterPushPull(cluster *c, const char *blob, size_t len, buf *reply, char *err, size_t errlen);
 
 #endif
+
+/* Calls fn for each ALIVE member other than this node. */
+typedef void (*clusterMemberFn)(void *ctx, uint32_t id, const char *host, int tcp_port);
+void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx);

@@ -12,6 +12,7 @@
 
 #include "server/cluster.h"
 #include "server/events.h"
+#include "server/replication.h"
 #include "server/internal.h"
 #include "util/log.h"
 
@@ -427,6 +428,11 @@ void cmdInfo(client *c) {
     if (infoWants("cluster", args, nargs) && s->cl) {
         bufPrintf(&b, "# Cluster\r\nnode_id:%" PRIu32 "\r\n", s->cfg.id);
         clusterInfo(s->cl, &b);
+        bufPrintf(&b, "\r\n");
+    }
+    if (infoWants("replication", args, nargs)) {
+        bufPrintf(&b, "# Replication\r\n");
+        replicationInfo(s, &b);
         bufPrintf(&b, "\r\n");
     }
     if (infoWants("events", args, nargs)) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "server/events.h"
+#include "server/replication.h"
 #include "server/internal.h"
 
 #define SCAN_DEFAULT_COUNT 10
@@ -51,6 +52,7 @@ static bool kvPutAs(client *c, const char *kind, const cmdArg *k, const char *va
         return false;
     }
     eventsAtCurrentClock(c->srv, kind, k->p, k->len, val, vlen, NULL);
+    replicationQueue(c->srv, k->p, k->len, &rec);
     return true;
 }
 
@@ -572,5 +574,6 @@ command serverCommands[] = {
     {"shutdown", cmdShutdown, -1, A, 0, 0, 0, "Stop the agent cleanly", 0},
     {"members", cmdMembers, 1, 0, 0, 0, 0, "Cluster members: id, host, tcp, udp, state, incarnation, ms since change", 0},
     {"dmkv.pushpull", cmdPushPull, 2, CMD_PEER, 0, 0, 0, "Node-to-node membership exchange", 0},
+    {"dmkv.repl", cmdRepl, 2, CMD_PEER | W, 0, 0, 0, "Node-to-node replication of writes", 0},
 };
 const size_t serverCommandCount = sizeof serverCommands / sizeof serverCommands[0];

@@ -97,6 +97,7 @@ struct server {
     struct keyring *keys;   /* cluster keyring, NULL without --cluster-key */
     struct cluster *cl;
     void *events;            /* the event sink (events.c), NULL without --logger-addr */
+    void *repl;              /* replication state (replication.c) */
     uint64_t events_total;
     struct uv_loop_s *loop;
     netServer *net;

@@ -22,6 +22,7 @@
 #include "crypt/crypt.h"
 #include "server/cluster.h"
 #include "server/events.h"
+#include "server/replication.h"
 #include "server/internal.h"
 #include "util/log.h"
 
@@ -224,6 +225,7 @@ static void serverBatchFail(server *s, client *current, const char *why) {
 
 void serverStoreFailed(client *c) {
     server *s = c->srv;
+    replicationDiscard(s);
     const char *why = storeError(s->st);
     bool only_write = (c->batch_writes == 1);
     char msg[300];
@@ -246,6 +248,9 @@ static void serverBeforeFlush(void *ctx) {
             char msg[300];
             snprintf(msg, sizeof msg, "%s", storeError(s->st));
             serverBatchFail(s, NULL, msg);
+            replicationDiscard(s);
+        } else {
+            replicationFlush(s);
         }
     } else {
         storeCommit(s->st); /* releases the read snapshot */
@@ -476,6 +481,7 @@ static void onNetClosed(void *ctx) {
 
 static void onClusterStopped(void *ctx) {
     server *s = ctx;
+    replicationStop(s);
     eventsStop(s);
     netServerShutdown(s->net, onNetClosed);
 }

@@ -1,4 +1,5 @@
-/* Unit tests of the client's node list parsing and reply formatting. */
+/* Unit tests of the client's node list parsing, reply formatting and
+ * the bench latency histogram. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include "cli/cli.h"
+#include "cli/histogram.h"
 
 static void test_node_lists_in_every_accepted_form(void **state) {
     (void)state;
@@ -74,11 +76,93 @@ static void test_replies_print_like_redis_cli(void **state) {
     }
 }
 
+/* The histogram promises ~1% relative precision (see histogram.h). */
+static void assert_within_one_percent(uint64_t got, double want) {
+    double rel = ((double)got - want) / want;
+    if (rel < 0) rel = -rel;
+    if (rel > 0.01)
+        fail_msg("got %llu, want %.0f (off by %.2f%%)", (unsigned long long)got, want, rel * 100);
+}
+
+static void test_histogram_percentiles_of_a_uniform_distribution(void **state) {
+    (void)state;
+    histogram *h = malloc(sizeof *h);
+    histogramInit(h);
+    /* 1 µs .. 100 ms in 1 µs steps, shuffled order does not matter */
+    for (uint64_t us = 1; us <= 100000; us++) histogramRecord(h, us * 1000);
+    assert_int_equal(histogramCount(h), 100000);
+    const double pcts[] = {1, 10, 50, 90, 99, 99.9};
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
+        assert_within_one_percent(histogramPercentile(h, pcts[i]), pcts[i] / 100.0 * 100000 * 1000);
+    assert_int_equal(histogramMax(h), 100000000ull);
+    assert_int_equal(histogramPercentile(h, 100), 100000000ull);
+    free(h);
+}
+
+static void test_histogram_percentiles_across_many_magnitudes(void **state) {
+    (void)state;
+    histogram *h = malloc(sizeof *h);
+    histogramInit(h);
+    /* 10 values at each of 2 µs, 30 µs, 700 µs, 15 ms, 0.4 s, 9 s, 50 s */
+    const double values_ns[] = {2e3, 3e4, 7e5, 1.5e7, 4e8, 9e9, 5e10};
+    for (size_t v = 0; v < 7; v++)
+        for (int i = 0; i < 10; i++) histogramRecord(h, (uint64_t)values_ns[v]);
+    for (size_t v = 0; v < 7; v++) {
+        /* the 10*(v+1)-th of 70 values */
+        double pct = (10.0 * (double)(v + 1) - 5) / 70.0 * 100;
+        assert_within_one_percent(histogramPercentile(h, pct), values_ns[v]);
+    }
+    free(h);
+}
+
+static void test_histogram_merge_equals_recording_together(void **state) {
+    (void)state;
+    histogram *a = malloc(sizeof *a), *b = malloc(sizeof *b), *both = malloc(sizeof *both);
+    histogramInit(a);
+    histogramInit(b);
+    histogramInit(both);
+    uint64_t x = 12345;
+    for (int i = 0; i < 50000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t ns = (x >> 20) % 5000000000ull;
+        histogramRecord(i % 3 ? a : b, ns);
+        histogramRecord(both, ns);
+    }
+    histogramMerge(a, b);
+    assert_memory_equal(a, both, sizeof *a);
+    assert_int_equal(histogramPercentile(a, 99), histogramPercentile(both, 99));
+    free(a);
+    free(b);
+    free(both);
+}
+
+static void test_histogram_clamps_extremes_and_still_counts_them(void **state) {
+    (void)state;
+    histogram *h = malloc(sizeof *h);
+    histogramInit(h);
+    assert_int_equal(histogramPercentile(h, 50), 0);
+    histogramRecord(h, 0);
+    histogramRecord(h, 1);
+    histogramRecord(h, 100ull * 1000000000ull); /* 100 s */
+    histogramRecord(h, UINT64_MAX);
+    assert_int_equal(histogramCount(h), 4);
+    assert_int_equal(h->clamped_low, 2);
+    assert_int_equal(h->clamped_high, 2);
+    assert_int_equal(histogramMax(h), HISTOGRAM_MAX_NS);
+    assert_int_equal(histogramPercentile(h, 0), HISTOGRAM_MIN_NS);
+    assert_int_equal(histogramPercentile(h, 100), HISTOGRAM_MAX_NS);
+    free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_node_lists_in_every_accepted_form),
         cmocka_unit_test(test_bad_node_lists_are_rejected),
         cmocka_unit_test(test_replies_print_like_redis_cli),
+        cmocka_unit_test(test_histogram_percentiles_of_a_uniform_distribution),
+        cmocka_unit_test(test_histogram_percentiles_across_many_magnitudes),
+        cmocka_unit_test(test_histogram_merge_equals_recording_together),
+        cmocka_unit_test(test_histogram_clamps_extremes_and_still_counts_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,157 @@
+/* The replication batch codec and the conflict rule; see replicate.h. */
+#include "replicate/replicate.h"
+
+#include <string.h>
+
+static void putU16(buf *b, uint16_t v) {
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    bufAppend(b, x, 2);
+}
+
+static void putU32(buf *b, uint32_t v) {
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    bufAppend(b, x, 4);
+}
+
+static void putU64(buf *b, uint64_t v) {
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    bufAppend(b, x, 8);
+}
+
+static uint64_t getLE(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+size_t replBatchBegin(buf *out, uint32_t sender, uint64_t lamport, const vclock *vc, const char *msg_id) {
+    bufAppendChar(out, (char)REPL_FORMAT_V1);
+    putU32(out, sender);
+    putU64(out, lamport);
+    buf enc;
+    bufInit(&enc);
+    vclockEncode(vc, &enc);
+    putU16(out, (uint16_t)enc.len);
+    bufAppend(out, enc.data, enc.len);
+    bufFree(&enc);
+    size_t idlen = msg_id ? strnlen(msg_id, REPL_MAX_MSG_ID - 1) : 0;
+    bufAppendChar(out, (char)idlen);
+    bufAppend(out, msg_id, idlen);
+    size_t at = out->len;
+    putU32(out, 0);
+    return at;
+}
+
+void replBatchAdd(buf *out, const void *key, size_t klen, const storeRecord *rec) {
+    putU16(out, (uint16_t)klen);
+    bufAppend(out, key, klen);
+    size_t n = recordEncodedSize(rec);
+    putU32(out, (uint32_t)n);
+    bufReserve(out, n);
+    recordEncode(rec, (uint8_t *)out->data + out->len);
+    out->len += n;
+}
+
+void replBatchEnd(buf *out, size_t count_offset, uint32_t count) {
+    for (int i = 0; i < 4; i++) out->data[count_offset + (size_t)i] = (char)(uint8_t)(count >> (8 * i));
+}
+
+int replBatchOpen(const uint8_t *p, size_t len, replHeader *h, replBatchReader *r) {
+    size_t pos = 0;
+    if (len < 1 + 4 + 8 + 2 || p[0] != REPL_FORMAT_V1) return -1;
+    h->sender = (uint32_t)getLE(p + 1, 4);
+    h->lamport = getLE(p + 5, 8);
+    size_t vclen = (size_t)getLE(p + 13, 2);
+    pos = 15;
+    if (h->sender == 0 || len - pos < vclen) return -1;
+    size_t used = 0;
+    if (vclockDecode(p + pos, vclen, &h->vc, &used) != 0 || used != vclen) return -1;
+    pos += vclen;
+    if (len - pos < 1) return -1;
+    size_t idlen = p[pos++];
+    if (idlen >= REPL_MAX_MSG_ID || len - pos < idlen + 4) return -1;
+    memcpy(h->msg_id, p + pos, idlen);
+    h->msg_id[idlen] = '\0';
+    pos += idlen;
+    uint32_t count = (uint32_t)getLE(p + pos, 4);
+    pos += 4;
+    if (count > REPL_MAX_RECORDS) return -1;
+    r->p = p;
+    r->len = len;
+    r->pos = pos;
+    r->left = count;
+    return 0;
+}
+
+int replBatchNext(replBatchReader *r, const uint8_t **key, size_t *klen, storeRecord *rec) {
+    if (r->left == 0) return r->pos == r->len ? 0 : -1; /* trailing bytes are malformed */
+    if (r->len - r->pos < 2) return -1;
+    size_t kl = (size_t)getLE(r->p + r->pos, 2);
+    r->pos += 2;
+    if (kl == 0 || kl > STORE_MAX_KEY_BYTES || r->len - r->pos < kl + 4) return -1;
+    *key = r->p + r->pos;
+    *klen = kl;
+    r->pos += kl;
+    size_t rl = (size_t)getLE(r->p + r->pos, 4);
+    r->pos += 4;
+    if (r->len - r->pos < rl) return -1;
+    if (recordDecode(r->p + r->pos, rl, rec) != 0) return -1;
+    r->pos += rl;
+    r->left--;
+    return 1;
+}
+
+static bool decodeClock(const storeVersion *v, vclock *out) {
+    size_t used = 0;
+    return vclockDecode(v->vclock, v->vclock_len, out, &used) == 0 && used == v->vclock_len;
+}
+
+replDecision replDecide(const storeVersion *stored, const storeVersion *incoming) {
+    if (!stored) return REPL_REPLACE;
+    vclock a, b;
+    vclockInit(&a);
+    vclockInit(&b);
+    replDecision d;
+    bool ok_a = decodeClock(stored, &a), ok_b = decodeClock(incoming, &b);
+    if (!ok_b) {
+        d = REPL_KEEP;
+    } else if (!ok_a) {
+        d = REPL_REPLACE;
+    } else {
+        switch (vclockCompare(&b, &a)) {
+        case VCLOCK_AFTER: d = REPL_REPLACE; break;
+        case VCLOCK_CONCURRENT: d = REPL_CONFLICT; break;
+        default: d = REPL_KEEP; break; /* before or equal */
+        }
+    }
+    vclockFree(&a);
+    vclockFree(&b);
+    return d;
+}
+
+/* Higher Lamport wins; on a tie the higher origin. */
+static bool firstWins(const storeVersion *x, const storeVersion *y) {
+    if (x->lamport != y->lamport) return x->lamport > y->lamport;
+    return x->origin > y->origin;
+}
+
+void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out, buf *vc_out) {
+    const storeRecord *win = firstWins(&stored->ver, &incoming->ver) ? stored : incoming;
+    const storeRecord *lose = win == stored ? incoming : stored;
+    vclock m, o;
+    vclockInit(&m);
+    vclockInit(&o);
+    decodeClock(&win->ver, &m);
+    decodeClock(&lose->ver, &o);
+    vclockMerge(&m, &o);
+    bufClear(vc_out);
+    vclockEncode(&m, vc_out);
+    vclockFree(&m);
+    vclockFree(&o);
+    *out = *win;
+    out->ver.lamport = win->ver.lamport > lose->ver.lamport ? win->ver.lamport : lose->ver.lamport;
+    out->ver.vclock = (const uint8_t *)vc_out->data;
+    out->ver.vclock_len = vc_out->len;
+}

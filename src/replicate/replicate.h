@@ -1,0 +1,80 @@
+/* Replication of writes between members: the message that carries them
+ * and the rule that decides what a replica keeps.
+ *
+ * A node pushes each local write to every live member in a batch message:
+ * the sender's id and clocks (so the receiver's clocks merge, as for any
+ * message) and the written records, each with the version it was written
+ * at. A receiver compares the incoming version with the one it holds:
+ * newer replaces, older or equal is ignored, concurrent is a conflict,
+ * resolved by one deterministic rule (higher Lamport time, then higher
+ * origin id) with the stored clock becoming the merge of both, so every
+ * replica ends with the same value and version whatever the order in which
+ * writes arrive. Pure code: no I/O, no clock reads. */
+#ifndef DMKV_REPLICATE_REPLICATE_H
+#define DMKV_REPLICATE_REPLICATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock/clock.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+#define REPL_FORMAT_V1 1u
+#define REPL_MAX_RECORDS 100000u
+#define REPL_MAX_MSG_ID 64u
+
+/* ---- The batch message ---- */
+
+typedef struct replHeader {
+    uint32_t sender;
+    uint64_t lamport;      /* sender's Lamport time at the send */
+    vclock vc;             /* sender's vector clock at the send */
+    char msg_id[REPL_MAX_MSG_ID]; /* pairs the send and receive events */
+} replHeader;
+
+/* Wire form, little-endian: u8 format, u32 sender, u64 lamport, u16
+ * clock length, clock (clock module encoding), u8 id length, message id,
+ * u32 record count, then per record u16 key length, key, u32 record
+ * length, record (store module encoding). */
+
+/* Starts a batch in out; returns where the record count goes. */
+size_t replBatchBegin(buf *out, uint32_t sender, uint64_t lamport, const vclock *vc, const char *msg_id);
+void replBatchAdd(buf *out, const void *key, size_t klen, const storeRecord *rec);
+/* Writes the record count; call once, after the last replBatchAdd. */
+void replBatchEnd(buf *out, size_t count_offset, uint32_t count);
+
+typedef struct replBatchReader {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+    uint32_t left;
+} replBatchReader;
+
+/* Parses the header (h->vc must be initialized by the caller). Returns 0,
+ * or -1 for a malformed message. */
+int replBatchOpen(const uint8_t *data, size_t len, replHeader *h, replBatchReader *r);
+/* Next record: 1 with key and rec pointing into the message, 0 at the end,
+ * -1 for a malformed record (the rest of the batch must be ignored). */
+int replBatchNext(replBatchReader *r, const uint8_t **key, size_t *klen, storeRecord *rec);
+
+/* ---- The rule ---- */
+
+typedef enum replDecision {
+    REPL_KEEP = 0,     /* what is stored is newer or the same: ignore the incoming */
+    REPL_REPLACE = 1,  /* the incoming is newer: store it as it is */
+    REPL_CONFLICT = 2, /* concurrent: store replResolve's result */
+} replDecision;
+
+/* Compares the incoming version with the stored one (NULL when the key is
+ * not stored). Versions whose clocks cannot be decoded count as older. */
+replDecision replDecide(const storeVersion *stored, const storeVersion *incoming);
+
+/* For a conflict: the winner (higher Lamport, then higher origin) with
+ * Lamport = max of both and the clock = merge of both, encoded into
+ * vc_out (which out->ver.vclock then points to). out->value points to the
+ * winner's value. Symmetric: resolve(a, b) == resolve(b, a). */
+void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out, buf *vc_out);
+
+#endif
