@@ -101,7 +101,7 @@ static void queueForMember(void *ctx, uint32_t id, const char *host, int tcp_por
 }
 
 void replicationQueue(server *s, const void *key, size_t klen, const storeRecord *rec) {
-    if (!s->cl || s->cfg.use_mutex) return;
+    if (!s->cl) return;
     queueCtx q = {s, replOf(s), key, klen, rec};
     clusterForEachAlive(s->cl, queueForMember, &q);
 }
