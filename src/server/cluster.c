@@ -23,23 +23,19 @@
 #include "server/internal.h"
 #include "util/log.h"
 
-#define CLUSTER_TICK_MAX_MS 50
-#define CLUSTER_JOIN_RETRY_MS 1000
+#define CLUSTER_TICK_MAX_MS       50
+#define CLUSTER_JOIN_RETRY_MS     1000
 #define CLUSTER_JOIN_RETRY_MAX_MS 5000
-#define CLUSTER_LEAVE_MAX_MS 1500
-#define CLUSTER_REJOIN_CHECK_MS 30000
-#define CLUSTER_META_VERSION 1
-#define INCARNATION_META_KEY "gossip_incarnation"
+#define CLUSTER_LEAVE_MAX_MS      1500
+#define CLUSTER_REJOIN_CHECK_MS   30000
+#define CLUSTER_META_VERSION      1
+#define INCARNATION_META_KEY      "gossip_incarnation"
 
 static const uint8_t AD_GOSSIP[] = "dmkv-gossip-v1";
 static const uint8_t AD_PUSHPULL[] = "dmkv-pushpull-v1";
 
-typedef struct seedPeer {
-    uint32_t id;
-    char host[256];
-    int tcp_port;
-    int udp_port; /* 0 when given as host:tcp=id */
-} seedPeer;
+/* A --peers entry to join through. */
+typedef serverPeer seedPeer;
 
 struct cluster {
     server *srv;
@@ -78,40 +74,14 @@ static uint64_t nowMs(cluster *c) {
 static int parseSeeds(cluster *c, const char *list, uint32_t self_id, char *err, size_t errlen) {
     char *copy = xstrdup(list), *save = NULL;
     for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
-        seedPeer sp = {0};
-        char *eq = strrchr(e, '=');
-        if (!eq) goto bad;
-        sp.id = (uint32_t)strtoul(eq + 1, NULL, 10);
-        *eq = '\0';
-        /* host:tcp[:udp], the host in brackets when it is IPv6 */
-        char *host = e, *ports;
-        if (e[0] == '[') {
-            char *close = strchr(e, ']');
-            if (!close || close[1] != ':') goto bad;
-            *close = '\0';
-            host = e + 1;
-            ports = close + 2;
-        } else {
-            char *c1 = strchr(e, ':');
-            if (!c1) goto bad;
-            *c1 = '\0';
-            ports = c1 + 1;
+        serverPeer p;
+        if (serverParsePeer(e, &p, err, errlen) != 0) {
+            free(copy);
+            return -1;
         }
-        char *c2 = strchr(ports, ':');
-        if (c2) {
-            *c2 = '\0';
-            sp.udp_port = atoi(c2 + 1);
-        }
-        sp.tcp_port = atoi(ports);
-        snprintf(sp.host, sizeof sp.host, "%s", host);
-        if (sp.id == self_id) continue;
+        if (p.id == self_id) continue;
         c->seeds = xrealloc(c->seeds, (c->nseeds + 1) * sizeof *c->seeds);
-        c->seeds[c->nseeds++] = sp;
-        continue;
-    bad:
-        snprintf(err, errlen, "--peers entry '%s' must look like host:tcp=id or host:tcp:udp=id", e);
-        free(copy);
-        return -1;
+        c->seeds[c->nseeds++] = p;
     }
     free(copy);
     return 0;
@@ -173,7 +143,8 @@ static void onUdpRecv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struc
     if (c->srv->keys) {
         bufClear(&c->scratch);
         int idx = 0;
-        if (cryptOpen(c->srv->keys, AD_GOSSIP, sizeof AD_GOSSIP - 1, data, len, &c->scratch, &idx) != 0) {
+        if (cryptOpen(c->srv->keys, AD_GOSSIP, sizeof AD_GOSSIP - 1, data, len, &c->scratch,
+                      &idx) != 0) {
             c->dropped_auth++;
             return;
         }
@@ -193,7 +164,8 @@ static void sendPackets(cluster *c) {
             continue;
         }
         size_t len;
-        const uint8_t *data = sealIfKeyed(c, AD_GOSSIP, sizeof AD_GOSSIP - 1, pkt.data, pkt.len, &len);
+        const uint8_t *data =
+            sealIfKeyed(c, AD_GOSSIP, sizeof AD_GOSSIP - 1, pkt.data, pkt.len, &len);
         uv_buf_t ub = uv_buf_init((char *)data, (unsigned)len);
         /* UDP may drop anyway; a full socket buffer is one more loss. */
         if (uv_udp_try_send(&c->udp, &ub, 1, (const struct sockaddr *)&ss) < 0) c->dropped_send++;
@@ -224,16 +196,19 @@ static void handleEvents(cluster *c) {
         if (eventsEnabled(c->srv)) {
             char detail[96];
             int n = snprintf(detail, sizeof detail, "%" PRIu32 " %s->%s inc=%" PRIu64, ev.id,
-                             gossipStateName(ev.old_state), gossipStateName(ev.new_state), ev.incarnation);
+                             gossipStateName(ev.old_state), gossipStateName(ev.new_state),
+                             ev.incarnation);
             eventsLocal(c->srv, "MEMBER", NULL, 0, detail, (size_t)n);
         }
-        enum logLevel lvl = (ev.new_state == GOSSIP_DEAD || ev.new_state == GOSSIP_SUSPECT) ? LOG_WARN : LOG_INFO;
+        enum logLevel lvl =
+            (ev.new_state == GOSSIP_DEAD || ev.new_state == GOSSIP_SUSPECT) ? LOG_WARN : LOG_INFO;
         if (ev.new_state == GOSSIP_NONE)
-            logMsg(lvl, "member %" PRIu32 " (%s:%u) forgotten", ev.id, ev.addr.host, ev.addr.tcp_port);
+            logMsg(lvl, "member %" PRIu32 " (%s:%u) forgotten", ev.id, ev.addr.host,
+                   ev.addr.tcp_port);
         else
-            logMsg(lvl, "member %" PRIu32 " (%s:%u) %s -> %s (incarnation %" PRIu64 ")", ev.id, ev.addr.host,
-                   ev.addr.tcp_port, gossipStateName(ev.old_state), gossipStateName(ev.new_state),
-                   ev.incarnation);
+            logMsg(lvl, "member %" PRIu32 " (%s:%u) %s -> %s (incarnation %" PRIu64 ")", ev.id,
+                   ev.addr.host, ev.addr.tcp_port, gossipStateName(ev.old_state),
+                   gossipStateName(ev.new_state), ev.incarnation);
     }
 }
 
@@ -296,14 +271,16 @@ static void onExchangeReply(void *ctx, const respReply *r, const char *err) {
         bufInit(&opened);
         if (c->srv->keys) {
             int idx;
-            if (cryptOpen(c->srv->keys, AD_PUSHPULL, sizeof AD_PUSHPULL - 1, data, len, &opened, &idx) != 0) {
+            if (cryptOpen(c->srv->keys, AD_PUSHPULL, sizeof AD_PUSHPULL - 1, data, len, &opened,
+                          &idx) != 0) {
                 c->dropped_auth++;
                 why = "reply not sealed with our cluster key";
             }
             data = (const uint8_t *)opened.data;
             len = opened.len;
         }
-        if (!why && gossipMergeState(c->g, nowMs(c), data, len) != 0) why = "malformed membership state";
+        if (!why && gossipMergeState(c->g, nowMs(c), data, len) != 0)
+            why = "malformed membership state";
         bufFree(&opened);
         if (!why) {
             c->pushpull_ok++;
@@ -328,7 +305,8 @@ static void startExchange(cluster *c, const char *host, int tcp_port, uint32_t t
     exchange *x = xcalloc(1, sizeof *x);
     x->c = c;
     x->target_id = target_id;
-    netPeerOptions o = {.connect_timeout_ms = 1000, .call_timeout_ms = 3000, .max_reply_bytes = 16u << 20};
+    netPeerOptions o = {
+        .connect_timeout_ms = 1000, .call_timeout_ms = 3000, .max_reply_bytes = 16u << 20};
     x->peer = netPeerCreate(c->loop, host, tcp_port, &o);
     if (c->srv->cfg.requirepass[0]) {
         const char *av[2] = {"AUTH", c->srv->cfg.requirepass};
@@ -337,8 +315,8 @@ static void startExchange(cluster *c, const char *host, int tcp_port, uint32_t t
     bufClear(&c->scratch);
     gossipEncodeState(c->g, &c->scratch);
     size_t len;
-    const uint8_t *blob = sealIfKeyed(c, AD_PUSHPULL, sizeof AD_PUSHPULL - 1, (const uint8_t *)c->scratch.data,
-                                      c->scratch.len, &len);
+    const uint8_t *blob = sealIfKeyed(c, AD_PUSHPULL, sizeof AD_PUSHPULL - 1,
+                                      (const uint8_t *)c->scratch.data, c->scratch.len, &len);
     const char *av[2] = {"DMKV.PUSHPULL", (const char *)blob};
     size_t lens[2] = {13, len};
     c->exchanges_in_flight++;
@@ -353,14 +331,16 @@ static void onPushPullTimer(uv_timer_t *t) {
     uv_timer_start(&c->pushpull_timer, onPushPullTimer, gossipPushPullIntervalMs(c->g), 0);
 }
 
-int clusterPushPull(cluster *c, const char *blob, size_t len, buf *reply, char *err, size_t errlen) {
+int clusterPushPull(cluster *c, const char *blob, size_t len, buf *reply, char *err,
+                    size_t errlen) {
     const uint8_t *data = (const uint8_t *)blob;
     buf opened;
     bufInit(&opened);
     int rc = -1;
     if (c->srv->keys) {
         int idx;
-        if (cryptOpen(c->srv->keys, AD_PUSHPULL, sizeof AD_PUSHPULL - 1, data, len, &opened, &idx) != 0) {
+        if (cryptOpen(c->srv->keys, AD_PUSHPULL, sizeof AD_PUSHPULL - 1, data, len, &opened,
+                      &idx) != 0) {
             c->dropped_auth++;
             snprintf(err, errlen, "membership state not sealed with this cluster's key");
             goto out;
@@ -377,8 +357,8 @@ int clusterPushPull(cluster *c, const char *blob, size_t len, buf *reply, char *
     bufClear(&c->scratch);
     gossipEncodeState(c->g, &c->scratch);
     size_t slen;
-    const uint8_t *sealed = sealIfKeyed(c, AD_PUSHPULL, sizeof AD_PUSHPULL - 1, (const uint8_t *)c->scratch.data,
-                                        c->scratch.len, &slen);
+    const uint8_t *sealed = sealIfKeyed(c, AD_PUSHPULL, sizeof AD_PUSHPULL - 1,
+                                        (const uint8_t *)c->scratch.data, c->scratch.len, &slen);
     bufAppend(reply, sealed, slen);
     clusterDrain(c);
     rc = 0;
@@ -418,7 +398,7 @@ static void onJoinTimer(uv_timer_t *t) {
         return;
     }
     c->join_delay_ms = c->join_delay_ms * 2 > CLUSTER_JOIN_RETRY_MAX_MS ? CLUSTER_JOIN_RETRY_MAX_MS
-                                                                         : c->join_delay_ms * 2;
+                                                                        : c->join_delay_ms * 2;
     uv_timer_start(&c->join_timer, onJoinTimer, c->join_delay_ms, 0);
 }
 
@@ -462,7 +442,8 @@ cluster *clusterStart(server *s, uv_loop_t *loop, char *err, size_t errlen) {
     struct sockaddr_storage ss;
     gossipAddr bind_addr = self;
     snprintf(bind_addr.host, sizeof bind_addr.host, "%s", s->cfg.host);
-    if (!strcmp(s->cfg.host, "localhost")) snprintf(bind_addr.host, sizeof bind_addr.host, "127.0.0.1");
+    if (!strcmp(s->cfg.host, "localhost"))
+        snprintf(bind_addr.host, sizeof bind_addr.host, "127.0.0.1");
     if (addrToSockaddr(&bind_addr, &ss) != 0) {
         snprintf(err, errlen, "cannot use %s as a gossip address", s->cfg.host);
         goto fail;
@@ -473,8 +454,8 @@ cluster *clusterStart(server *s, uv_loop_t *loop, char *err, size_t errlen) {
     int rc = uv_udp_bind(&c->udp, (const struct sockaddr *)&ss, 0);
     if (rc == 0) rc = uv_udp_recv_start(&c->udp, onUdpAlloc, onUdpRecv);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot bind gossip port %s:%d (udp): %s", s->cfg.host, s->cfg.udp_port,
-                 uv_strerror(rc));
+        snprintf(err, errlen, "cannot bind gossip port %s:%d (udp): %s", s->cfg.host,
+                 s->cfg.udp_port, uv_strerror(rc));
         uv_close((uv_handle_t *)&c->udp, NULL);
         c->handles_open = 0;
         goto fail_g;
@@ -535,8 +516,10 @@ void clusterStop(cluster *c, void (*done)(void *ctx), void *ctx) {
     gossipLeave(c->g, now);
     sendPackets(c);
     handleEvents(c);
-    if (gossipLeaveDone(c->g)) clusterFinishStop(c);
-    else armTick(c);
+    if (gossipLeaveDone(c->g))
+        clusterFinishStop(c);
+    else
+        armTick(c);
 }
 
 void clusterFree(cluster *c) {
@@ -588,24 +571,28 @@ void clusterInfo(cluster *c, buf *out) {
               "\r\nindirect_probes_sent:%" PRIu64 "\r\nsuspicions_raised:%" PRIu64
               "\r\nsuspicions_refuted:%" PRIu64 "\r\nmembers_declared_dead:%" PRIu64
               "\r\ngossip_msgs_sent:%" PRIu64 "\r\ngossip_msgs_received:%" PRIu64
-              "\r\npushpull_ok:%" PRIu64 "\r\npushpull_failed:%" PRIu64 "\r\npushpull_served:%" PRIu64
-              "\r\ndropped_auth:%" PRIu64 "\r\ndropped_send:%" PRIu64 "\r\ndropped_udp_oversized:%" PRIu64 "\r\n",
+              "\r\npushpull_ok:%" PRIu64 "\r\npushpull_failed:%" PRIu64
+              "\r\npushpull_served:%" PRIu64 "\r\ndropped_auth:%" PRIu64 "\r\ndropped_send:%" PRIu64
+              "\r\ndropped_udp_oversized:%" PRIu64 "\r\n",
               gossipCountState(c->g, GOSSIP_ALIVE), gossipCountState(c->g, GOSSIP_SUSPECT),
               gossipCountState(c->g, GOSSIP_DEAD), gossipCountState(c->g, GOSSIP_LEFT),
-              gossipSelfIncarnation(c->g), gossipHealthScore(c->g), c->srv->keys != NULL, st->probes_sent,
-              st->acks_received, st->probes_failed, st->indirect_probes_sent, st->suspicions_raised,
-              st->suspicions_refuted, st->members_declared_dead, st->msgs_sent, st->msgs_received,
-              c->pushpull_ok, c->pushpull_failed, c->pushpull_served, c->dropped_auth, c->dropped_send,
-              c->dropped_oversized);
+              gossipSelfIncarnation(c->g), gossipHealthScore(c->g), c->srv->keys != NULL,
+              st->probes_sent, st->acks_received, st->probes_failed, st->indirect_probes_sent,
+              st->suspicions_raised, st->suspicions_refuted, st->members_declared_dead,
+              st->msgs_sent, st->msgs_received, c->pushpull_ok, c->pushpull_failed,
+              c->pushpull_served, c->dropped_auth, c->dropped_send, c->dropped_oversized);
     for (int r = 0; r < GOSSIP_DROP__COUNT; r++)
-        bufPrintf(out, "dropped_%s:%" PRIu64 "\r\n", gossipDropReasonName((gossipDropReason)r), st->dropped[r]);
+        bufPrintf(out, "dropped_%s:%" PRIu64 "\r\n", gossipDropReasonName((gossipDropReason)r),
+                  st->dropped[r]);
 }
 
 void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx) {
     size_t n = gossipMemberCount(c->g);
     for (size_t i = 0; i < n; i++) {
         gossipMember m;
-        if (!gossipMemberAt(c->g, i, &m) || m.is_self || m.state != GOSSIP_ALIVE || !m.addr.tcp_port) continue;
+        if (!gossipMemberAt(c->g, i, &m) || m.is_self || m.state != GOSSIP_ALIVE ||
+            !m.addr.tcp_port)
+            continue;
         fn(ctx, m.id, m.addr.host, m.addr.tcp_port);
     }
 }

@@ -16,11 +16,11 @@
 #include "server/server.h"
 #include "util/log.h"
 
-#define DEFAULT_MAXCLIENTS 10000
-#define DEFAULT_MAX_BULK_BYTES (512ull << 20)
-#define DEFAULT_MAX_QUERY_BYTES (1ull << 30)
+#define DEFAULT_MAXCLIENTS       10000
+#define DEFAULT_MAX_BULK_BYTES   (512ull << 20)
+#define DEFAULT_MAX_QUERY_BYTES  (1ull << 30)
 #define DEFAULT_MAX_OUTPUT_BYTES (1ull << 30)
-#define DEFAULT_MAX_DB_BYTES (16ull << 30)
+#define DEFAULT_MAX_DB_BYTES     (16ull << 30)
 
 int parseBytes(const char *s, uint64_t *out) {
     errno = 0;
@@ -30,11 +30,16 @@ int parseBytes(const char *s, uint64_t *out) {
     if (errno || end == s) return -1;
     uint64_t mul = 1;
     if (*end) {
-        if (!strcasecmp(end, "b")) mul = 1;
-        else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb")) mul = 1ull << 10;
-        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb")) mul = 1ull << 20;
-        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb")) mul = 1ull << 30;
-        else return -1;
+        if (!strcasecmp(end, "b"))
+            mul = 1;
+        else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
+            mul = 1ull << 10;
+        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb"))
+            mul = 1ull << 20;
+        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb"))
+            mul = 1ull << 30;
+        else
+            return -1;
     }
     if (v > UINT64_MAX / mul) return -1;
     *out = v * mul;
@@ -50,37 +55,60 @@ static int parseInt(const char *s, long long lo, long long hi, long long *out) {
     return 0;
 }
 
-/* Checks host:tcp=id and host:tcp:udp=id entries; an IPv6 host is
- * written in brackets, [::1]:5001=1. */
+int serverParsePeer(char *e, serverPeer *out, char *why, size_t whylen) {
+    const char *orig_shape = "must look like host:tcp=id or host:tcp:udp=id";
+    memset(out, 0, sizeof *out);
+    char *eq = strrchr(e, '=');
+    long long v;
+    char *host = e, *ports = NULL;
+    if (eq && parseInt(eq + 1, 1, UINT32_MAX, &v) == 0) {
+        out->id = (uint32_t)v;
+        *eq = '\0';
+        if (e[0] == '[') {
+            char *close = strchr(e, ']');
+            if (close && close > e + 1 && close[1] == ':') {
+                *close = '\0';
+                host = e + 1;
+                ports = close + 2;
+            }
+        } else {
+            char *c1 = strchr(e, ':');
+            if (c1 && c1 > e) {
+                *c1 = '\0';
+                ports = c1 + 1;
+            }
+        }
+    }
+    if (!ports) {
+        snprintf(why, whylen, "peer '%s' %s", e, orig_shape);
+        return -1;
+    }
+    char *c2 = strchr(ports, ':');
+    if (c2) *c2 = '\0';
+    if (parseInt(ports, 1, 65535, &v) != 0) goto bad_port;
+    out->tcp_port = (int)v;
+    if (c2) {
+        if (parseInt(c2 + 1, 1, 65535, &v) != 0) goto bad_port;
+        out->udp_port = (int)v;
+    }
+    if (strlen(host) >= sizeof out->host) {
+        snprintf(why, whylen, "peer host '%.64s...' is too long", host);
+        return -1;
+    }
+    memcpy(out->host, host, strlen(host) + 1);
+    return 0;
+bad_port:
+    snprintf(why, whylen, "peer '%s' has a port outside 1..65535 or a malformed port list", host);
+    return -1;
+}
+
+/* Checks every comma-separated --peers entry. */
 static int validatePeers(const char *list, char *why, size_t whylen) {
     char *copy = xstrdup(list), *save = NULL;
     int rc = 0;
-    for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
-        char *eq = strrchr(e, '=');
-        long long v;
-        char *ports = NULL;
-        if (eq && parseInt(eq + 1, 1, UINT32_MAX, &v) == 0) {
-            *eq = '\0';
-            if (e[0] == '[') {
-                char *close = strchr(e, ']');
-                if (close && close > e + 1 && close[1] == ':') ports = close + 2;
-            } else {
-                char *c1 = strchr(e, ':');
-                if (c1 && c1 > e) ports = c1 + 1;
-            }
-        }
-        if (!ports) {
-            snprintf(why, whylen, "peer '%s' must look like host:tcp=id or host:tcp:udp=id", e);
-            rc = -1;
-            break;
-        }
-        char *c2 = strchr(ports, ':');
-        if (c2) *c2 = '\0';
-        if (parseInt(ports, 1, 65535, &v) != 0 || (c2 && parseInt(c2 + 1, 1, 65535, &v) != 0)) {
-            snprintf(why, whylen, "peer '%s' has a port outside 1..65535 or a malformed port list", e);
-            rc = -1;
-            break;
-        }
+    for (char *e = strtok_r(copy, ",", &save); e && rc == 0; e = strtok_r(NULL, ",", &save)) {
+        serverPeer p;
+        rc = serverParsePeer(e, &p, why, whylen);
     }
     free(copy);
     return rc;
@@ -116,7 +144,8 @@ void serverPrintHelp(void) {
            "  --host, --bind ADDR     address to listen on [127.0.0.1]\n"
            "  --tcp PORT              client port [5000 + id]\n"
            "  --udp PORT              gossip port [6000 + id]\n"
-           "  --peers LIST            other nodes, host:tcp=id or host:tcp:udp=id, comma-separated []\n"
+           "  --peers LIST            other nodes, host:tcp=id or host:tcp:udp=id, comma-separated "
+           "[]\n"
            "  --logger-addr HOST:PORT event logger to stream to [none]\n"
            "  --use-mutex 0|1         serialize writes with the distributed mutex [0]\n"
            "  --numnodes N            expected cluster size (informational) [0]\n"
@@ -149,8 +178,8 @@ void serverPrintHelp(void) {
            "  --gossip-interval-ms MS piggyback-only gossip rounds [%u]\n"
            "  --push-pull-interval-ms MS  full state exchange with a random member [%u]\n"
            "  -h, --help              this help\n",
-           DEFAULT_MAXCLIENTS, g.probe_interval_ms, g.probe_timeout_ms, g.indirect_checks, g.suspicion_mult,
-           g.retransmit_mult, g.gossip_interval_ms, g.push_pull_interval_ms);
+           DEFAULT_MAXCLIENTS, g.probe_interval_ms, g.probe_timeout_ms, g.indirect_checks,
+           g.suspicion_mult, g.retransmit_mult, g.gossip_interval_ms, g.push_pull_interval_ms);
 }
 
 enum {
@@ -243,20 +272,25 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
     int o;
     while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (o) {
-        case 'h': serverPrintHelp(); return 1;
+        case 'h':
+            serverPrintHelp();
+            return 1;
         case OPT_ID:
-            if (parseInt(optarg, 1, UINT32_MAX, &v)) FAIL("--id must be 1..4294967295, got '%s'", optarg);
+            if (parseInt(optarg, 1, UINT32_MAX, &v))
+                FAIL("--id must be 1..4294967295, got '%s'", optarg);
             cfg->id = (uint32_t)v;
             break;
         case OPT_HOST:
             if (copyFlag(cfg->host, sizeof cfg->host, optarg, "host")) return -1;
             break;
         case OPT_TCP:
-            if (parseInt(optarg, 1, 65535, &v)) FAIL("--tcp must be a port 1..65535, got '%s'", optarg);
+            if (parseInt(optarg, 1, 65535, &v))
+                FAIL("--tcp must be a port 1..65535, got '%s'", optarg);
             cfg->tcp_port = (int)v;
             break;
         case OPT_UDP:
-            if (parseInt(optarg, 1, 65535, &v)) FAIL("--udp must be a port 1..65535, got '%s'", optarg);
+            if (parseInt(optarg, 1, 65535, &v))
+                FAIL("--udp must be a port 1..65535, got '%s'", optarg);
             cfg->udp_port = (int)v;
             break;
         case OPT_PEERS: {
@@ -266,7 +300,8 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             break;
         }
         case OPT_LOGGER:
-            if (copyFlag(cfg->logger_addr, sizeof cfg->logger_addr, optarg, "logger-addr")) return -1;
+            if (copyFlag(cfg->logger_addr, sizeof cfg->logger_addr, optarg, "logger-addr"))
+                return -1;
             if (!strchr(optarg, ':')) FAIL("--logger-addr must be HOST:PORT, got '%s'", optarg);
             break;
         case OPT_MUTEX:
@@ -274,7 +309,8 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             cfg->use_mutex = (int)v;
             break;
         case OPT_NUMNODES:
-            if (parseInt(optarg, 0, 100000, &v)) FAIL("--numnodes must be 0..100000, got '%s'", optarg);
+            if (parseInt(optarg, 0, 100000, &v))
+                FAIL("--numnodes must be 0..100000, got '%s'", optarg);
             cfg->numnodes = (int)v;
             break;
         case OPT_DATADIR:
@@ -283,21 +319,28 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             data_dir_set = true;
             break;
         case OPT_FSYNC:
-            if (!strcasecmp(optarg, "always")) cfg->fsync = STORE_FSYNC_ALWAYS;
-            else if (!strcasecmp(optarg, "everysec")) cfg->fsync = STORE_FSYNC_EVERYSEC;
-            else if (!strcasecmp(optarg, "no")) cfg->fsync = STORE_FSYNC_NO;
-            else FAIL("--fsync must be always, everysec or no, got '%s'", optarg);
+            if (!strcasecmp(optarg, "always"))
+                cfg->fsync = STORE_FSYNC_ALWAYS;
+            else if (!strcasecmp(optarg, "everysec"))
+                cfg->fsync = STORE_FSYNC_EVERYSEC;
+            else if (!strcasecmp(optarg, "no"))
+                cfg->fsync = STORE_FSYNC_NO;
+            else
+                FAIL("--fsync must be always, everysec or no, got '%s'", optarg);
             break;
         case OPT_PASS:
-            if (copyFlag(cfg->requirepass, sizeof cfg->requirepass, optarg, "requirepass")) return -1;
+            if (copyFlag(cfg->requirepass, sizeof cfg->requirepass, optarg, "requirepass"))
+                return -1;
             break;
         case OPT_MAXCLIENTS:
-            if (parseInt(optarg, 1, 1000000, &v)) FAIL("--maxclients must be 1..1000000, got '%s'", optarg);
+            if (parseInt(optarg, 1, 1000000, &v))
+                FAIL("--maxclients must be 1..1000000, got '%s'", optarg);
             cfg->maxclients = (int)v;
             break;
         case OPT_MAXBULK:
             if (parseBytes(optarg, &b) || b < 1024 || b > (4ull << 30))
-                FAIL("--max-bulk-len must be a size from 1kb to 4gb (like 512mb), got '%s'", optarg);
+                FAIL("--max-bulk-len must be a size from 1kb to 4gb (like 512mb), got '%s'",
+                     optarg);
             cfg->max_bulk_bytes = b;
             break;
         case OPT_MAXQUERY:
@@ -317,11 +360,16 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             cfg->max_db_bytes = b;
             break;
         case OPT_LOGLEVEL:
-            if (!strcasecmp(optarg, "debug")) cfg->log_level = LOG_DEBUG;
-            else if (!strcasecmp(optarg, "info")) cfg->log_level = LOG_INFO;
-            else if (!strcasecmp(optarg, "warn")) cfg->log_level = LOG_WARN;
-            else if (!strcasecmp(optarg, "error")) cfg->log_level = LOG_ERROR;
-            else FAIL("--log-level must be debug, info, warn or error, got '%s'", optarg);
+            if (!strcasecmp(optarg, "debug"))
+                cfg->log_level = LOG_DEBUG;
+            else if (!strcasecmp(optarg, "info"))
+                cfg->log_level = LOG_INFO;
+            else if (!strcasecmp(optarg, "warn"))
+                cfg->log_level = LOG_WARN;
+            else if (!strcasecmp(optarg, "error"))
+                cfg->log_level = LOG_ERROR;
+            else
+                FAIL("--log-level must be debug, info, warn or error, got '%s'", optarg);
             break;
         case OPT_ADVERTISE: {
             unsigned char tmp[16];
@@ -332,11 +380,13 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         }
         case OPT_CLUSTERKEY:
             if (!optarg[0]) FAIL("--cluster-key must not be empty (dmkv keygen makes a key)");
-            if (copyFlag(cfg->cluster_key, sizeof cfg->cluster_key, optarg, "cluster-key")) return -1;
+            if (copyFlag(cfg->cluster_key, sizeof cfg->cluster_key, optarg, "cluster-key"))
+                return -1;
             break;
         case OPT_CLUSTERKEYFILE:
             if (!optarg[0]) FAIL("--cluster-key-file must not be empty");
-            if (copyFlag(cfg->cluster_key_file, sizeof cfg->cluster_key_file, optarg, "cluster-key-file"))
+            if (copyFlag(cfg->cluster_key_file, sizeof cfg->cluster_key_file, optarg,
+                         "cluster-key-file"))
                 return -1;
             break;
         case OPT_G_PROBE_INTERVAL:
@@ -358,8 +408,10 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             *field = (uint32_t)v;
             break;
         }
-        case ':': FAIL("%s needs a value (see dmkv agent --help)", argv[optind - 1]);
-        default: FAIL("unknown flag %s (see dmkv agent --help)", argv[optind - 1]);
+        case ':':
+            FAIL("%s needs a value (see dmkv agent --help)", argv[optind - 1]);
+        default:
+            FAIL("unknown flag %s (see dmkv agent --help)", argv[optind - 1]);
         }
     }
     if (optind < argc) FAIL("unexpected argument '%s' (see dmkv agent --help)", argv[optind]);
@@ -373,20 +425,23 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
     }
     char gerr[256];
     if (gossipConfigCheck(&cfg->gossip, gerr, sizeof gerr) != 0) FAIL("%s", gerr);
-    if (!data_dir_set) snprintf(cfg->data_dir, sizeof cfg->data_dir, "./dmkv-data/node-%" PRIu32, cfg->id);
+    if (!data_dir_set)
+        snprintf(cfg->data_dir, sizeof cfg->data_dir, "./dmkv-data/node-%" PRIu32, cfg->id);
     if (cfg->cluster_key[0] && cfg->cluster_key_file[0])
         FAIL("give either --cluster-key or --cluster-key-file, not both");
     if (!cfg->advertise[0]) {
         unsigned char tmp[16];
         if (inet_pton(AF_INET, cfg->host, tmp) == 1 || inet_pton(AF_INET6, cfg->host, tmp) == 1) {
             if (!strcmp(cfg->host, "0.0.0.0") || !strcmp(cfg->host, "::"))
-                FAIL("--host %s listens everywhere: say which address peers should use with --advertise",
+                FAIL("--host %s listens everywhere: say which address peers should use with "
+                     "--advertise",
                      cfg->host);
             snprintf(cfg->advertise, sizeof cfg->advertise, "%s", cfg->host);
         } else if (!strcmp(cfg->host, "localhost")) {
             snprintf(cfg->advertise, sizeof cfg->advertise, "127.0.0.1");
         } else {
-            FAIL("--host %s is a name: give the address peers should use with --advertise", cfg->host);
+            FAIL("--host %s is a name: give the address peers should use with --advertise",
+                 cfg->host);
         }
     }
     /* The query buffer must hold a largest argument with its header. */

@@ -48,6 +48,17 @@ int serverRun(const serverConfig *cfg);
 /* `dmkv agent ...` */
 int agentMain(int argc, char **argv);
 
+/* One --peers entry: host:tcp=id, host:tcp:udp=id, or [ipv6]:tcp[:udp]=id. */
+typedef struct serverPeer {
+    uint32_t id;
+    char host[256];
+    int tcp_port;
+    int udp_port; /* 0 when not given */
+} serverPeer;
+
+/* Parses one entry (modified in place). Returns 0, or -1 with a reason. */
+int serverParsePeer(char *entry, serverPeer *out, char *why, size_t whylen);
+
 /* Parses sizes like 512mb, 64k, 1gb, 1000 (bytes). Returns 0 or -1. */
 int parseBytes(const char *s, uint64_t *out);
 

@@ -52,6 +52,8 @@ void traceEventAppendJsonFields(const traceEvent *e, buf *out);
 /* Appends s for a one-line text view: control characters, backslashes
  * and invalid UTF-8 bytes escaped as \n, \t, \\, \xNN. */
 void traceTextAppend(buf *out, const char *s);
+/* "KIND key detail", the parts present, escaped as traceTextAppend does. */
+void traceTextAppendWhat(buf *out, const traceEvent *e);
 /* "node1#5 PUT color" (and "=detail" when with_detail and there is one). */
 void traceTextAppendShort(buf *out, const traceEvent *e, bool with_detail);
 

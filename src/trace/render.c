@@ -93,15 +93,7 @@ static void appendEventLine(buf *out, const traceEvent *e) {
     bufPrintf(out, " node%" PRIu32 " #%" PRIu64 " L=%" PRIu64 " vc=", e->node, e->seq, e->lamport);
     vclockFormat(&e->vc, out);
     bufAppendChar(out, ' ');
-    traceTextAppend(out, e->kind);
-    if (e->key) {
-        bufAppendChar(out, ' ');
-        traceTextAppend(out, e->key);
-    }
-    if (e->detail) {
-        bufAppendChar(out, ' ');
-        traceTextAppend(out, e->detail);
-    }
+    traceTextAppendWhat(out, e);
     if (e->msg) {
         bufAppendStr(out, " (msg ");
         traceTextAppend(out, e->msg);
@@ -215,4 +207,16 @@ void traceRenderJson(const traceEvent *const *ev, size_t n, traceView view, buf 
     free(at);
     free(order);
     traceLayersFree(&layers);
+}
+
+void traceTextAppendWhat(buf *out, const traceEvent *e) {
+    traceTextAppend(out, e->kind);
+    if (e->key) {
+        bufAppendChar(out, ' ');
+        traceTextAppend(out, e->key);
+    }
+    if (e->detail) {
+        bufAppendChar(out, ' ');
+        traceTextAppend(out, e->detail);
+    }
 }

@@ -22,15 +22,7 @@ static const char shiviz_header[] = "(?<event>.*)\\n(?<host>\\S*) (?<clock>{.*})
 
 /* PUT color red (node1#5 L=7 msg 1:17) */
 static void appendDescription(buf *out, const traceEvent *e) {
-    traceTextAppend(out, e->kind);
-    if (e->key) {
-        bufAppendChar(out, ' ');
-        traceTextAppend(out, e->key);
-    }
-    if (e->detail) {
-        bufAppendChar(out, ' ');
-        traceTextAppend(out, e->detail);
-    }
+    traceTextAppendWhat(out, e);
     bufPrintf(out, " (node%" PRIu32 "#%" PRIu64 " L=%" PRIu64, e->node, e->seq, e->lamport);
     if (e->msg) {
         bufAppendStr(out, " msg ");
