@@ -20,6 +20,8 @@ static void usage(FILE *f) {
                "  get       dmkv get KEY\n"
                "  put       dmkv put KEY VALUE\n"
                "  del       dmkv del KEY...\n"
+               "  incr      dmkv incr KEY [BY]: add to an integer, print the new value\n"
+               "  getall    KEY's value and version on every node, and whether they agree\n"
                "  members   the cluster as one node sees it\n"
                "  race      send commands to several nodes at the same instant\n"
                "  bench     measure throughput and latency percentiles\n"
@@ -65,6 +67,8 @@ int main(int argc, char **argv) {
     if (!strcmp(verb, "get")) return cliMainGet(argc - 1, argv + 1);
     if (!strcmp(verb, "put")) return cliMainPut(argc - 1, argv + 1);
     if (!strcmp(verb, "del")) return cliMainDel(argc - 1, argv + 1);
+    if (!strcmp(verb, "incr")) return cliMainIncr(argc - 1, argv + 1);
+    if (!strcmp(verb, "getall")) return cliMainGetall(argc - 1, argv + 1);
     if (!strcmp(verb, "members")) return cliMainMembers(argc - 1, argv + 1);
     if (!strcmp(verb, "race")) return cliMainRace(argc - 1, argv + 1);
     if (!strcmp(verb, "bench")) return cliMainBench(argc - 1, argv + 1);

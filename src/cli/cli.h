@@ -3,7 +3,9 @@
  *
  * Exit codes of every verb: 0 success, 1 the server answered with an
  * error, 2 bad usage, 3 a node could not be reached or broke the
- * connection. Errors are one line on stderr. */
+ * connection; dmkv getall, whose question is whether the nodes agree,
+ * answers 1 for "they do not" (a node differs or cannot be reached).
+ * Errors are one line on stderr. */
 #ifndef DMKV_CLI_CLI_H
 #define DMKV_CLI_CLI_H
 
@@ -15,11 +17,19 @@
 #include "resp/resp.h"
 #include "util/buf.h"
 
-enum cliExit { CLI_OK = 0, CLI_SERVER_ERROR = 1, CLI_USAGE = 2, CLI_UNREACHABLE = 3 };
+enum cliExit {
+    CLI_OK = 0,
+    CLI_SERVER_ERROR = 1,
+    CLI_DIFFER = 1, /* dmkv getall: the nodes do not all hold the same thing */
+    CLI_USAGE = 2,
+    CLI_UNREACHABLE = 3,
+};
 
-#define CLI_DEFAULT_NODES "127.0.0.1:5001"
-#define CLI_MAX_NODES 256
+#define CLI_DEFAULT_NODES  "127.0.0.1:5001"
+#define CLI_MAX_NODES      256
 #define CLI_DEFAULT_LOGGER "127.0.0.1:5000"
+/* The server's key bound (STORE_MAX_KEY_BYTES), checked before sending. */
+#define CLI_MAX_KEY_BYTES 511
 
 typedef struct cliNode {
     char host[256];
@@ -72,8 +82,14 @@ typedef int (*cliExtraOptFn)(void *ctx, int code, const char *arg);
  * exit code. */
 int cliVerbParse(const char *verb, int argc, char **argv, cliVerbOpts *o,
                  const struct option *extra, cliExtraOptFn onExtra, void *ctx, void (*usage)(void));
-/* Prints the common options' help (the tail of every verb's --help). */
+/* Prints the common options' help and the common exit codes (the tail of
+ * every verb's --help); cliVerbUsageOptions prints the options only, for a
+ * verb whose exit codes differ. */
 void cliVerbUsageCommon(void);
+void cliVerbUsageOptions(void);
+/* 0 when key is 1..CLI_MAX_KEY_BYTES bytes, else -1 after one line on
+ * stderr naming the verb. */
+int cliCheckKey(const char *verb, const char *key);
 
 /* One command split into arguments; argv points into storage. */
 typedef struct cliArgs {
@@ -99,9 +115,27 @@ int cliConnectNode(cliConn *c, const cliNode *n, int timeout_ms, const char *pas
 int cliRaceRun(const cliVerbOpts *o, size_t ncmds, const cliArgs *cmds, const char *const *raw,
                FILE *out);
 
-/* GET key on every node of o. values[i] is NULL when node i did not
- * answer. Returns true when every node answered, all the same. */
-bool cliGetAll(const cliVerbOpts *o, const char *key, size_t keylen, respReply **values);
+/* What one node answered for a key (cliGetAll). */
+typedef struct cliNodeRead {
+    int status;         /* CLI_OK, CLI_UNREACHABLE, or CLI_SERVER_ERROR (AUTH refused,
+                           an error reply, or a reply of the wrong shape) */
+    respReply *value;   /* GET's reply; NULL when the node was not reached */
+    respReply *version; /* VERSION's reply (array or nil); NULL when not asked */
+    char err[512];      /* why status is not CLI_OK */
+} cliNodeRead;
+
+/* GET key (and, with with_version, VERSION key) on every node of o, one
+ * connection per node with both commands pipelined. Fills
+ * reads[0..o->nnodes); free with cliNodeReadsFree. */
+void cliGetAll(const cliVerbOpts *o, const char *key, size_t keylen, bool with_version,
+               cliNodeRead *reads);
+void cliNodeReadsFree(cliNodeRead *reads, int n);
+/* Every node answered, all with the same value (and version, when read). */
+bool cliReadsAgree(const cliNodeRead *reads, int n);
+/* dmkv getall's report for key, text or JSON, appended to out: one line
+ * per node, then the verdict. Returns CLI_OK when every node holds the
+ * same value and version, CLI_DIFFER otherwise. */
+int cliGetAllReport(const cliVerbOpts *o, const char *key, size_t keylen, bool json, buf *out);
 /* The same reply (type and bytes) from two nodes. */
 bool cliReplyEqual(const respReply *a, const respReply *b);
 
@@ -110,6 +144,8 @@ int cliMainCmd(int argc, char **argv);
 int cliMainGet(int argc, char **argv);
 int cliMainPut(int argc, char **argv);
 int cliMainDel(int argc, char **argv);
+int cliMainIncr(int argc, char **argv);
+int cliMainGetall(int argc, char **argv);
 int cliMainMembers(int argc, char **argv);
 int cliMainTrace(int argc, char **argv);
 int cliMainDev(int argc, char **argv);

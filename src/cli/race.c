@@ -4,8 +4,9 @@
  * every connection (and its AUTH) is made before any command is sent, and
  * one thread per command waits on a barrier; the barrier's release is the
  * start line. Each thread times its own command with CLOCK_MONOTONIC.
- * After the race every node is asked for each key the commands touched,
- * which shows whether the nodes ended up agreeing. */
+ * After the race every node is asked for each key the commands touched
+ * (cliGetAll, the reading dmkv getall makes, values only), which shows
+ * whether the nodes ended up agreeing. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,54 +41,11 @@ static void *raceRunnerMain(void *arg) {
     return NULL;
 }
 
-bool cliReplyEqual(const respReply *a, const respReply *b) {
-    if (!a || !b) return a == b;
-    if (a->type != b->type) return false;
-    switch (a->type) {
-    case RESP_INTEGER:
-        return a->integer == b->integer;
-    case RESP_ARRAY:
-        if (a->elements != b->elements) return false;
-        for (size_t i = 0; i < a->elements; i++)
-            if (!cliReplyEqual(a->element[i], b->element[i])) return false;
-        return true;
-    case RESP_NIL:
-    case RESP_NIL_ARRAY:
-        return true;
-    default:
-        return a->len == b->len && (a->len == 0 || memcmp(a->str, b->str, a->len) == 0);
-    }
-}
-
-bool cliGetAll(const cliVerbOpts *o, const char *key, size_t keylen, respReply **values) {
-    bool agree = true;
-    for (int i = 0; i < o->nnodes; i++) {
-        values[i] = NULL;
-        cliConn c;
-        char err[512];
-        if (cliConnectNode(&c, &o->nodes[i], o->timeout_ms, o->password, err, sizeof err) !=
-            CLI_OK) {
-            agree = false;
-            continue;
-        }
-        const char *av[2] = {"GET", key};
-        size_t al[2] = {3, keylen};
-        if (cliCall(&c, 2, av, al, &values[i], err, sizeof err) != 0) {
-            values[i] = NULL;
-            agree = false;
-            continue;
-        }
-        cliClose(&c);
-        if (i > 0 && !cliReplyEqual(values[0], values[i])) agree = false;
-    }
-    return agree;
-}
-
 /* One line per key: "key color: node1=red node2=blue DIFFER". Returns
  * true when a node could not be asked. */
 static bool racePrintKey(const cliVerbOpts *o, const char *key, size_t keylen, FILE *out) {
-    respReply **values = xcalloc((size_t)o->nnodes, sizeof *values);
-    bool agree = cliGetAll(o, key, keylen, values);
+    cliNodeRead *reads = xcalloc((size_t)o->nnodes, sizeof *reads);
+    cliGetAll(o, key, keylen, false, reads);
     bool unreachable = false;
     buf line;
     bufInit(&line);
@@ -96,18 +54,18 @@ static bool racePrintKey(const cliVerbOpts *o, const char *key, size_t keylen, F
     bufAppendChar(&line, ':');
     for (int i = 0; i < o->nnodes; i++) {
         bufPrintf(&line, " node%d=", i + 1);
-        if (values[i])
-            cliFormatReply(values[i], &line);
-        else {
+        if (reads[i].value) {
+            cliFormatReply(reads[i].value, &line);
+        } else {
             bufPrintf(&line, "(unreachable)");
             unreachable = true;
         }
-        respReplyFree(values[i]);
     }
-    bufPrintf(&line, "  %s\n", agree ? "agree" : "DIFFER");
+    bufPrintf(&line, "  %s\n", cliReadsAgree(reads, o->nnodes) ? "agree" : "DIFFER");
     fwrite(line.data, 1, line.len, out);
     bufFree(&line);
-    free(values);
+    cliNodeReadsFree(reads, o->nnodes);
+    free(reads);
     return unreachable;
 }
 

@@ -36,7 +36,8 @@ static void replHelp(void) {
            "  nodes                the node list, the current node marked with *\n"
            "  use I                make node I (from 1) the current node\n"
            "  cmd RAW              send RAW to the current node\n"
-           "  getall K             GET K on every node, and whether they agree\n"
+           "  getall K             K's value and version on every node, and whether\n"
+           "                       they agree (as dmkv getall K)\n"
            "  race C1 | C2 [| C3]  send Ci to node i, all at the same instant\n"
            "  quit, exit           leave (so does end of input)\n"
            "Any other line is sent to the current node as a command.\n");
@@ -101,6 +102,7 @@ static void replUse(replState *s, const char *arg) {
     s->current = (int)i - 1;
 }
 
+/* The report of dmkv getall, so the shell and the verb cannot drift apart. */
 static void replGetAll(const replState *s, const char *arg) {
     cliArgs a;
     char err[512];
@@ -109,23 +111,17 @@ static void replGetAll(const replState *s, const char *arg) {
         fprintf(stderr, "getall: expected one key\n");
         return;
     }
-    respReply **values = xcalloc((size_t)s->opts->nnodes, sizeof *values);
-    bool agree = cliGetAll(s->opts, a.argv[0], a.lens[0], values);
+    if (a.lens[0] < 1 || a.lens[0] > CLI_MAX_KEY_BYTES) {
+        fprintf(stderr, "getall: KEY must be 1 to %d bytes, got %zu\n", CLI_MAX_KEY_BYTES,
+                a.lens[0]);
+        cliArgsFree(&a);
+        return;
+    }
     buf out;
     bufInit(&out);
-    for (int i = 0; i < s->opts->nnodes; i++) {
-        bufPrintf(&out, "node %d (%s:%d): ", i + 1, s->opts->nodes[i].host, s->opts->nodes[i].port);
-        if (values[i])
-            cliFormatReply(values[i], &out);
-        else
-            bufPrintf(&out, "(unreachable)");
-        bufAppendChar(&out, '\n');
-        respReplyFree(values[i]);
-    }
-    bufPrintf(&out, "%s\n", agree ? "agree" : "DIFFER");
+    cliGetAllReport(s->opts, a.argv[0], a.lens[0], false, &out);
     fwrite(out.data, 1, out.len, stdout);
     bufFree(&out);
-    free(values);
     cliArgsFree(&a);
 }
 

@@ -1,4 +1,4 @@
-/* Client verbs: dmkv cmd, get, put, del.
+/* Client verbs: dmkv cmd, get, put, del, incr, members, trace.
  *
  * Each verb picks a node from --nodes (or $DMKV_NODES, or the default
  * single local node), sends one command and prints the reply readably. */
@@ -20,26 +20,48 @@ static void verbUsage(const char *verb) {
                "Sends one command to node I and prints the reply. A single quoted\n"
                "argument is split like redis-cli does (quotes and \\x escapes work).\n");
     else if (!strcmp(verb, "get"))
-        printf("Usage: dmkv get [--node I] [--nodes LIST] KEY\n\nPrints the value of KEY, or (nil).\n");
+        printf("Usage: dmkv get [--node I] [--nodes LIST] KEY\n\nPrints the value of KEY, or "
+               "(nil).\n");
     else if (!strcmp(verb, "put"))
-        printf("Usage: dmkv put [--node I] [--nodes LIST] KEY VALUE\n\nSets KEY to VALUE; prints OK.\n");
+        printf("Usage: dmkv put [--node I] [--nodes LIST] KEY VALUE\n\nSets KEY to VALUE; prints "
+               "OK.\n");
     else if (!strcmp(verb, "members"))
-        printf("Usage: dmkv members [--node I] [--nodes LIST]\n\nPrints the cluster membership as node I sees it: id, client address,\ngossip port, state, incarnation and time since the last change.\n");
+        printf("Usage: dmkv members [--node I] [--nodes LIST]\n\nPrints the cluster membership as "
+               "node I sees it: id, client address,\ngossip port, state, incarnation and time "
+               "since the last change.\n");
+    else if (!strcmp(verb, "incr"))
+        printf("Usage: dmkv incr [--node I] [--nodes LIST] KEY [BY]\n\n"
+               "Adds 1 (or BY, a signed 64-bit integer) to the integer value of KEY on\n"
+               "node I (a missing key counts as 0) and prints the new value. A value\n"
+               "that is not an integer, a BY that is not one, or an overflow is\n"
+               "refused by the node: its error is printed and the exit code is 1.\n");
     else if (!strcmp(verb, "del"))
-        printf("Usage: dmkv del [--node I] [--nodes LIST] KEY...\n\nDeletes keys; prints how many existed.\n");
+        printf("Usage: dmkv del [--node I] [--nodes LIST] KEY...\n\nDeletes keys; prints how many "
+               "existed.\n");
     cliVerbUsageCommon();
 }
 
-void cliVerbUsageCommon(void) {
+void cliVerbUsageOptions(void) {
     printf("\nOptions:\n"
            "  --nodes LIST     host:port,host:port,... [$DMKV_NODES or %s]\n"
            "  --node I         which node of the list, from 1 [1]\n"
            "  --timeout MS     connect and reply timeout [%d]\n"
            "  --password PASS  AUTH first [$DMKV_PASSWORD]\n"
-           "  -h, --help       this help\n\n"
-           "Exit codes: 0 ok, 1 the node answered with an error, 2 bad usage,\n"
-           "3 the node could not be reached.\n",
+           "  -h, --help       this help\n",
            CLI_DEFAULT_NODES, CLI_TIMEOUT_MS);
+}
+
+void cliVerbUsageCommon(void) {
+    cliVerbUsageOptions();
+    printf("\nExit codes: 0 ok, 1 the node answered with an error, 2 bad usage,\n"
+           "3 the node could not be reached.\n");
+}
+
+int cliCheckKey(const char *verb, const char *key) {
+    size_t len = strlen(key);
+    if (len >= 1 && len <= CLI_MAX_KEY_BYTES) return 0;
+    fprintf(stderr, "dmkv %s: KEY must be 1 to %d bytes, got %zu\n", verb, CLI_MAX_KEY_BYTES, len);
+    return -1;
 }
 
 #define VERB_MAX_OPTS 32
@@ -52,10 +74,8 @@ int cliVerbParse(const char *verb, int argc, char **argv, cliVerbOpts *o,
                  const struct option *extra, cliExtraOptFn onExtra, void *ctx,
                  void (*usage)(void)) {
     static const struct option common[] = {
-        {"nodes", required_argument, 0, 'n'},
-        {"node", required_argument, 0, 'i'},
-        {"timeout", required_argument, 0, 't'},
-        {"password", required_argument, 0, 'a'},
+        {"nodes", required_argument, 0, 'n'},   {"node", required_argument, 0, 'i'},
+        {"timeout", required_argument, 0, 't'}, {"password", required_argument, 0, 'a'},
         {"help", no_argument, 0, 'h'},
     };
     struct option opts[VERB_MAX_OPTS];
@@ -69,7 +89,8 @@ int cliVerbParse(const char *verb, int argc, char **argv, cliVerbOpts *o,
     o->password = getenv("DMKV_PASSWORD");
     const char *nodes = getenv("DMKV_NODES");
     static char dev_nodes[2048];
-    if ((!nodes || !*nodes) && cliDevDefault("nodes", dev_nodes, sizeof dev_nodes)) nodes = dev_nodes;
+    if ((!nodes || !*nodes) && cliDevDefault("nodes", dev_nodes, sizeof dev_nodes))
+        nodes = dev_nodes;
     if (!nodes || !*nodes) nodes = CLI_DEFAULT_NODES;
     long node = 1;
     optind = 1;
@@ -81,22 +102,28 @@ int cliVerbParse(const char *verb, int argc, char **argv, cliVerbOpts *o,
     while ((c = getopt_long(argc, argv, "+:ha:", opts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'n': nodes = optarg; break;
+        case 'n':
+            nodes = optarg;
+            break;
         case 'i':
             node = strtol(optarg, &end, 10);
             if (*end || node < 1) {
-                fprintf(stderr, "dmkv %s: --node must be a number from 1, got '%s'\n", verb, optarg);
+                fprintf(stderr, "dmkv %s: --node must be a number from 1, got '%s'\n", verb,
+                        optarg);
                 return CLI_USAGE;
             }
             break;
         case 't':
             o->timeout_ms = (int)strtol(optarg, &end, 10);
             if (*end || o->timeout_ms < 1) {
-                fprintf(stderr, "dmkv %s: --timeout must be milliseconds, got '%s'\n", verb, optarg);
+                fprintf(stderr, "dmkv %s: --timeout must be milliseconds, got '%s'\n", verb,
+                        optarg);
                 return CLI_USAGE;
             }
             break;
-        case 'a': o->password = optarg; break;
+        case 'a':
+            o->password = optarg;
+            break;
         case 'h':
             if (usage)
                 usage();
@@ -104,7 +131,8 @@ int cliVerbParse(const char *verb, int argc, char **argv, cliVerbOpts *o,
                 verbUsage(verb);
             return CLI_OK;
         case ':':
-            fprintf(stderr, "dmkv %s: %s needs a value (see dmkv %s --help)\n", verb, argv[optind - 1], verb);
+            fprintf(stderr, "dmkv %s: %s needs a value (see dmkv %s --help)\n", verb,
+                    argv[optind - 1], verb);
             return CLI_USAGE;
         default:
             if (c >= 256 && onExtra) {
@@ -112,7 +140,8 @@ int cliVerbParse(const char *verb, int argc, char **argv, cliVerbOpts *o,
                 if (rc >= 0) return rc;
                 break;
             }
-            fprintf(stderr, "dmkv %s: unknown option %s (see dmkv %s --help)\n", verb, argv[optind - 1], verb);
+            fprintf(stderr, "dmkv %s: unknown option %s (see dmkv %s --help)\n", verb,
+                    argv[optind - 1], verb);
             return CLI_USAGE;
         }
     }
@@ -160,8 +189,10 @@ static int verbRunWith(const char *verb, const verbOpts *o, size_t argc, const c
     cliClose(&conn);
     buf out;
     bufInit(&out);
-    if (r->type == RESP_ERROR) cliFormatReply(r, &out);
-    else print(r, &out);
+    if (r->type == RESP_ERROR)
+        cliFormatReply(r, &out);
+    else
+        print(r, &out);
     bufAppendChar(&out, '\n');
     int code = CLI_OK;
     if (r->type == RESP_ERROR) {
@@ -205,7 +236,8 @@ static int verbArgs(const char *verb, int argc, char **argv, size_t min, size_t 
     return -1;
 }
 
-static int verbSimple(const char *verb, const char *command, int argc, char **argv, size_t min, size_t max) {
+static int verbSimple(const char *verb, const char *command, int argc, char **argv, size_t min,
+                      size_t max) {
     verbOpts o;
     size_t npos;
     int rc = verbArgs(verb, argc, argv, min, max, &o, &npos);
@@ -234,6 +266,29 @@ int cliMainPut(int argc, char **argv) {
 
 int cliMainDel(int argc, char **argv) {
     return verbSimple("del", "DEL", argc, argv, 1, 100000);
+}
+
+/* The bare number, so a script can use it: n=$(dmkv incr hits). */
+static void printInteger(const respReply *r, buf *out) {
+    if (r->type == RESP_INTEGER)
+        bufPrintf(out, "%lld", r->integer);
+    else
+        cliFormatReply(r, out);
+}
+
+/* dmkv incr KEY [BY]: INCR, or INCRBY when BY is given. BY is passed on
+ * as typed: the node is the one judge of what is an integer, so the
+ * client and the server can never disagree about it. */
+int cliMainIncr(int argc, char **argv) {
+    verbOpts o;
+    size_t npos;
+    int rc = verbArgs("incr", argc, argv, 1, 2, &o, &npos);
+    if (rc >= 0) return rc;
+    if (cliCheckKey("incr", argv[optind]) != 0) return CLI_USAGE;
+    const char *av[3] = {npos == 1 ? "INCR" : "INCRBY", argv[optind],
+                         npos == 2 ? argv[optind + 1] : NULL};
+    size_t al[3] = {strlen(av[0]), strlen(av[1]), npos == 2 ? strlen(av[2]) : 0};
+    return verbRunWith("incr", &o, npos + 1, av, al, printInteger);
 }
 
 int cliMainCmd(int argc, char **argv) {
@@ -309,17 +364,20 @@ static void printMembers(const respReply *r, buf *out) {
         cliFormatReply(r, out);
         return;
     }
-    bufPrintf(out, "%-6s %-24s %-7s %-8s %-12s %s", "ID", "ADDRESS", "GOSSIP", "STATE", "INCARNATION", "SINCE");
+    bufPrintf(out, "%-6s %-24s %-7s %-8s %-12s %s", "ID", "ADDRESS", "GOSSIP", "STATE",
+              "INCARNATION", "SINCE");
     for (size_t i = 0; i < r->elements; i++) {
         const respReply *m = r->element[i];
         if (m->type != RESP_ARRAY || m->elements < 8) continue;
         char addr[300];
-        snprintf(addr, sizeof addr, strchr(m->element[1]->str ? m->element[1]->str : "", ':') ? "[%s]:%lld" : "%s:%lld",
+        snprintf(addr, sizeof addr,
+                 strchr(m->element[1]->str ? m->element[1]->str : "", ':') ? "[%s]:%lld"
+                                                                           : "%s:%lld",
                  m->element[1]->str ? m->element[1]->str : "?", m->element[2]->integer);
         double since = (double)m->element[6]->integer / 1000.0;
         bufPrintf(out, "\n%-6lld %-24s %-7lld %-8s %-12lld %.1fs%s", m->element[0]->integer, addr,
-                  m->element[3]->integer, m->element[4]->str ? m->element[4]->str : "?", m->element[5]->integer,
-                  since, m->element[7]->len ? "  (this node)" : "");
+                  m->element[3]->integer, m->element[4]->str ? m->element[4]->str : "?",
+                  m->element[5]->integer, since, m->element[7]->len ? "  (this node)" : "");
     }
 }
 
@@ -335,8 +393,10 @@ int cliMainMembers(int argc, char **argv) {
 
 /* Trace views end with a newline of their own. */
 static void printTrace(const respReply *r, buf *out) {
-    if (r->type == RESP_BULK && r->len && r->str[r->len - 1] == '\n') bufAppend(out, r->str, r->len - 1);
-    else cliFormatReply(r, out);
+    if (r->type == RESP_BULK && r->len && r->str[r->len - 1] == '\n')
+        bufAppend(out, r->str, r->len - 1);
+    else
+        cliFormatReply(r, out);
 }
 
 /* dmkv trace [--logger HOST:PORT] [--order o] [--format f] [--key K] [--last N] */
@@ -349,7 +409,8 @@ int cliMainTrace(int argc, char **argv) {
     };
     const char *addr = getenv("DMKV_LOGGER");
     static char dev_logger[256];
-    if ((!addr || !*addr) && cliDevDefault("logger", dev_logger, sizeof dev_logger)) addr = dev_logger;
+    if ((!addr || !*addr) && cliDevDefault("logger", dev_logger, sizeof dev_logger))
+        addr = dev_logger;
     if (!addr || !*addr) addr = CLI_DEFAULT_LOGGER;
     const char *av[9] = {"TRACE"};
     size_t ac = 1;
@@ -359,12 +420,28 @@ int cliMainTrace(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': addr = optarg; break;
-        case 'o': av[ac++] = "ORDER"; av[ac++] = optarg; break;
-        case 'f': av[ac++] = "FORMAT"; av[ac++] = optarg; break;
-        case 'k': av[ac++] = "KEY"; av[ac++] = optarg; break;
-        case 'n': av[ac++] = "LAST"; av[ac++] = optarg; break;
-        case 't': timeout_ms = atoi(optarg) > 0 ? atoi(optarg) : CLI_TIMEOUT_MS; break;
+        case 'l':
+            addr = optarg;
+            break;
+        case 'o':
+            av[ac++] = "ORDER";
+            av[ac++] = optarg;
+            break;
+        case 'f':
+            av[ac++] = "FORMAT";
+            av[ac++] = optarg;
+            break;
+        case 'k':
+            av[ac++] = "KEY";
+            av[ac++] = optarg;
+            break;
+        case 'n':
+            av[ac++] = "LAST";
+            av[ac++] = optarg;
+            break;
+        case 't':
+            timeout_ms = atoi(optarg) > 0 ? atoi(optarg) : CLI_TIMEOUT_MS;
+            break;
         case 'h':
             printf("Usage: dmkv trace [--logger HOST:PORT] [--order physical|lamport|vector]\n"
                    "                  [--format text|json|shiviz] [--key K] [--last N]\n\n"
@@ -372,8 +449,13 @@ int cliMainTrace(int argc, char **argv) {
                    "--logger defaults to $DMKV_LOGGER, then %s.\n",
                    CLI_DEFAULT_LOGGER);
             return CLI_OK;
-        case ':': fprintf(stderr, "dmkv trace: %s needs a value\n", argv[optind - 1]); return CLI_USAGE;
-        default: fprintf(stderr, "dmkv trace: unknown option %s (see dmkv trace --help)\n", argv[optind - 1]); return CLI_USAGE;
+        case ':':
+            fprintf(stderr, "dmkv trace: %s needs a value\n", argv[optind - 1]);
+            return CLI_USAGE;
+        default:
+            fprintf(stderr, "dmkv trace: unknown option %s (see dmkv trace --help)\n",
+                    argv[optind - 1]);
+            return CLI_USAGE;
         }
         if (ac > 7) break;
     }

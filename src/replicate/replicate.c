@@ -26,16 +26,33 @@ static uint64_t getLE(const uint8_t *p, int n) {
     return v;
 }
 
-size_t replBatchBegin(buf *out, uint32_t sender, uint64_t lamport, const vclock *vc, const char *msg_id) {
-    bufAppendChar(out, (char)REPL_FORMAT_V1);
-    putU32(out, sender);
-    putU64(out, lamport);
+static void putClock(buf *out, const vclock *vc) {
     buf enc;
     bufInit(&enc);
     vclockEncode(vc, &enc);
     putU16(out, (uint16_t)enc.len);
     bufAppend(out, enc.data, enc.len);
     bufFree(&enc);
+}
+
+/* Reads a u16-prefixed clock at *pos; -1 when it does not fit exactly. */
+static int getClock(const uint8_t *p, size_t len, size_t *pos, vclock *out) {
+    if (len - *pos < 2) return -1;
+    size_t n = (size_t)getLE(p + *pos, 2);
+    *pos += 2;
+    if (len - *pos < n) return -1;
+    size_t used = 0;
+    if (vclockDecode(p + *pos, n, out, &used) != 0 || used != n) return -1;
+    *pos += n;
+    return 0;
+}
+
+size_t replBatchBegin(buf *out, uint32_t sender, uint64_t lamport, const vclock *vc,
+                      const char *msg_id) {
+    bufAppendChar(out, (char)REPL_FORMAT_V1);
+    putU32(out, sender);
+    putU64(out, lamport);
+    putClock(out, vc);
     size_t idlen = msg_id ? strnlen(msg_id, REPL_MAX_MSG_ID - 1) : 0;
     bufAppendChar(out, (char)idlen);
     bufAppend(out, msg_id, idlen);
@@ -55,7 +72,8 @@ void replBatchAdd(buf *out, const void *key, size_t klen, const storeRecord *rec
 }
 
 void replBatchEnd(buf *out, size_t count_offset, uint32_t count) {
-    for (int i = 0; i < 4; i++) out->data[count_offset + (size_t)i] = (char)(uint8_t)(count >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        out->data[count_offset + (size_t)i] = (char)(uint8_t)(count >> (8 * i));
 }
 
 int replBatchOpen(const uint8_t *p, size_t len, replHeader *h, replBatchReader *r) {
@@ -72,6 +90,8 @@ int replBatchOpen(const uint8_t *p, size_t len, replHeader *h, replBatchReader *
     if (len - pos < 1) return -1;
     size_t idlen = p[pos++];
     if (idlen >= REPL_MAX_MSG_ID || len - pos < idlen + 4) return -1;
+    /* The id is used as a C string: a NUL inside would cut it short. */
+    if (memchr(p + pos, '\0', idlen)) return -1;
     memcpy(h->msg_id, p + pos, idlen);
     h->msg_id[idlen] = '\0';
     pos += idlen;
@@ -103,6 +123,48 @@ int replBatchNext(replBatchReader *r, const uint8_t **key, size_t *klen, storeRe
     return 1;
 }
 
+void replSyncRequestEncode(const replSyncRequest *q, buf *out) {
+    bufAppendChar(out, (char)REPL_SYNC_FORMAT_V1);
+    putU32(out, q->requester);
+    putU64(out, q->epoch);
+    putU64(out, q->after);
+    putU32(out, q->max_records);
+    putClock(out, &q->summary);
+}
+
+int replSyncRequestDecode(const uint8_t *p, size_t len, replSyncRequest *q) {
+    if (len < 1 + 4 + 8 + 8 + 4 || p[0] != REPL_SYNC_FORMAT_V1) return -1;
+    q->requester = (uint32_t)getLE(p + 1, 4);
+    q->epoch = getLE(p + 5, 8);
+    q->after = getLE(p + 13, 8);
+    q->max_records = (uint32_t)getLE(p + 21, 4);
+    if (q->requester == 0 || q->max_records == 0 || q->max_records > REPL_SYNC_MAX_PAGE_RECORDS)
+        return -1;
+    size_t pos = 25;
+    if (getClock(p, len, &pos, &q->summary) != 0) return -1;
+    return pos == len ? 0 : -1;
+}
+
+void replSyncPageEncodeHead(const replSyncPage *pg, buf *out) {
+    bufAppendChar(out, (char)REPL_SYNC_FORMAT_V1);
+    bufAppendChar(out, (char)(pg->done ? 1 : 0));
+    putU64(out, pg->epoch);
+    putU64(out, pg->next);
+    putClock(out, &pg->summary);
+}
+
+int replSyncPageDecodeHead(const uint8_t *p, size_t len, replSyncPage *pg, size_t *batch_at) {
+    if (len < 1 + 1 + 8 + 8 || p[0] != REPL_SYNC_FORMAT_V1 || p[1] > 1) return -1;
+    pg->done = p[1] == 1;
+    pg->epoch = getLE(p + 2, 8);
+    pg->next = getLE(p + 10, 8);
+    if (pg->epoch == 0) return -1;
+    size_t pos = 18;
+    if (getClock(p, len, &pos, &pg->summary) != 0) return -1;
+    *batch_at = pos;
+    return 0;
+}
+
 static bool decodeClock(const storeVersion *v, vclock *out) {
     size_t used = 0;
     return vclockDecode(v->vclock, v->vclock_len, out, &used) == 0 && used == v->vclock_len;
@@ -121,9 +183,15 @@ replDecision replDecide(const storeVersion *stored, const storeVersion *incoming
         d = REPL_REPLACE;
     } else {
         switch (vclockCompare(&b, &a)) {
-        case VCLOCK_AFTER: d = REPL_REPLACE; break;
-        case VCLOCK_CONCURRENT: d = REPL_CONFLICT; break;
-        default: d = REPL_KEEP; break; /* before or equal */
+        case VCLOCK_AFTER:
+            d = REPL_REPLACE;
+            break;
+        case VCLOCK_CONCURRENT:
+            d = REPL_CONFLICT;
+            break;
+        default:
+            d = REPL_KEEP;
+            break; /* before or equal */
         }
     }
     vclockFree(&a);
@@ -131,14 +199,29 @@ replDecision replDecide(const storeVersion *stored, const storeVersion *incoming
     return d;
 }
 
-/* Higher Lamport wins; on a tie the higher origin. */
-static bool firstWins(const storeVersion *x, const storeVersion *y) {
-    if (x->lamport != y->lamport) return x->lamport > y->lamport;
-    return x->origin > y->origin;
+/* Compares byte strings: shorter first, then by bytes. */
+static int bytesCompare(const void *a, size_t alen, const void *b, size_t blen) {
+    if (alen != blen) return alen < blen ? -1 : 1;
+    return alen ? memcmp(a, b, alen) : 0;
 }
 
-void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out, buf *vc_out) {
-    const storeRecord *win = firstWins(&stored->ver, &incoming->ver) ? stored : incoming;
+/* Higher Lamport wins; on a tie the higher origin. Two concurrent writes
+ * with the same Lamport time and origin cannot come from one healthy node,
+ * but a node restarted under its old id with empty data could make them:
+ * the flags, the clock and then the value decide, so the choice is still
+ * the same whichever arrives first. */
+static bool firstWins(const storeRecord *x, const storeRecord *y) {
+    if (x->ver.lamport != y->ver.lamport) return x->ver.lamport > y->ver.lamport;
+    if (x->ver.origin != y->ver.origin) return x->ver.origin > y->ver.origin;
+    if (x->ver.flags != y->ver.flags) return x->ver.flags > y->ver.flags;
+    int c = bytesCompare(x->ver.vclock, x->ver.vclock_len, y->ver.vclock, y->ver.vclock_len);
+    if (c != 0) return c > 0;
+    return bytesCompare(x->value, x->value_len, y->value, y->value_len) > 0;
+}
+
+void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out,
+                 buf *vc_out) {
+    const storeRecord *win = firstWins(stored, incoming) ? stored : incoming;
     const storeRecord *lose = win == stored ? incoming : stored;
     vclock m, o;
     vclockInit(&m);
@@ -154,4 +237,5 @@ void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRe
     out->ver.lamport = win->ver.lamport > lose->ver.lamport ? win->ver.lamport : lose->ver.lamport;
     out->ver.vclock = (const uint8_t *)vc_out->data;
     out->ver.vclock_len = vc_out->len;
+    out->ver.flags |= STORE_FLAG_MERGED;
 }

@@ -21,16 +21,16 @@
 #include "store/store.h"
 #include "util/buf.h"
 
-#define REPL_FORMAT_V1 1u
+#define REPL_FORMAT_V1   1u
 #define REPL_MAX_RECORDS 100000u
-#define REPL_MAX_MSG_ID 64u
+#define REPL_MAX_MSG_ID  64u
 
 /* ---- The batch message ---- */
 
 typedef struct replHeader {
     uint32_t sender;
-    uint64_t lamport;      /* sender's Lamport time at the send */
-    vclock vc;             /* sender's vector clock at the send */
+    uint64_t lamport;             /* sender's Lamport time at the send */
+    vclock vc;                    /* sender's vector clock at the send */
     char msg_id[REPL_MAX_MSG_ID]; /* pairs the send and receive events */
 } replHeader;
 
@@ -40,7 +40,8 @@ typedef struct replHeader {
  * length, record (store module encoding). */
 
 /* Starts a batch in out; returns where the record count goes. */
-size_t replBatchBegin(buf *out, uint32_t sender, uint64_t lamport, const vclock *vc, const char *msg_id);
+size_t replBatchBegin(buf *out, uint32_t sender, uint64_t lamport, const vclock *vc,
+                      const char *msg_id);
 void replBatchAdd(buf *out, const void *key, size_t klen, const storeRecord *rec);
 /* Writes the record count; call once, after the last replBatchAdd. */
 void replBatchEnd(buf *out, size_t count_offset, uint32_t count);
@@ -59,6 +60,48 @@ int replBatchOpen(const uint8_t *data, size_t len, replHeader *h, replBatchReade
  * -1 for a malformed record (the rest of the batch must be ignored). */
 int replBatchNext(replBatchReader *r, const uint8_t **key, size_t *klen, storeRecord *rec);
 
+/* ---- Anti-entropy ----
+ *
+ * Each node keeps a summary vector: for every origin, the highest write
+ * sequence number up to which it has seen all of that origin's writes
+ * (holds them, or a newer version of the same key). A node asks a peer for
+ * what it lacks by sending its summary; the peer answers, page by page,
+ * with every record it holds whose (origin, seq) is above the summary,
+ * read from its change index, plus its own summary as it stood at the
+ * first page. When the last page is applied the asker raises its summary
+ * to the peer's: it now holds everything the peer had seen. */
+
+#define REPL_SYNC_FORMAT_V1        1u
+#define REPL_SYNC_MAX_PAGE_RECORDS 10000u
+
+typedef struct replSyncRequest {
+    uint32_t requester;
+    uint64_t epoch;       /* the responder's feed numbering the position is in; 0 = none */
+    uint64_t after;       /* read the feed after this change sequence number */
+    uint32_t max_records; /* 1..REPL_SYNC_MAX_PAGE_RECORDS */
+    vclock summary;       /* the requester's; initialized by the caller */
+} replSyncRequest;
+
+/* Wire form, little-endian: u8 format, u32 requester, u64 epoch, u64
+ * after, u32 max records, u16 summary length, summary (clock module
+ * encoding), nothing after. */
+void replSyncRequestEncode(const replSyncRequest *q, buf *out);
+/* Returns 0, or -1 for a malformed request. */
+int replSyncRequestDecode(const uint8_t *p, size_t len, replSyncRequest *q);
+
+typedef struct replSyncPage {
+    bool done;      /* the feed was read to its end */
+    uint64_t epoch; /* the responder's feed numbering */
+    uint64_t next;  /* where the next request continues ("after") */
+    vclock summary; /* the responder's; initialized by the caller */
+} replSyncPage;
+
+/* Wire form: u8 format, u8 done, u64 epoch, u64 next, u16 summary
+ * length, summary, then a replication batch (the records). */
+void replSyncPageEncodeHead(const replSyncPage *pg, buf *out);
+/* Parses the head; *batch_at is where the batch starts. Returns 0 or -1. */
+int replSyncPageDecodeHead(const uint8_t *p, size_t len, replSyncPage *pg, size_t *batch_at);
+
 /* ---- The rule ---- */
 
 typedef enum replDecision {
@@ -75,6 +118,7 @@ replDecision replDecide(const storeVersion *stored, const storeVersion *incoming
  * Lamport = max of both and the clock = merge of both, encoded into
  * vc_out (which out->ver.vclock then points to). out->value points to the
  * winner's value. Symmetric: resolve(a, b) == resolve(b, a). */
-void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out, buf *vc_out);
+void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out,
+                 buf *vc_out);
 
 #endif

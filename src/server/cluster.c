@@ -596,3 +596,12 @@ void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx) {
         fn(ctx, m.id, m.addr.host, m.addr.tcp_port);
     }
 }
+
+void clusterForEachMember(cluster *c, clusterMemberFn fn, void *ctx) {
+    size_t n = gossipMemberCount(c->g);
+    for (size_t i = 0; i < n; i++) {
+        gossipMember m;
+        if (!gossipMemberAt(c->g, i, &m) || m.is_self || m.state == GOSSIP_LEFT) continue;
+        fn(ctx, m.id, m.addr.host, m.addr.tcp_port);
+    }
+}

@@ -35,3 +35,6 @@ int clusterPushPull(cluster *c, const char *blob, size_t len, buf *reply, char *
 /* Calls fn for each ALIVE member other than this node. */
 typedef void (*clusterMemberFn)(void *ctx, uint32_t id, const char *host, int tcp_port);
 void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx);
+/* Calls fn for each member other than this node that has not left the
+ * cluster: alive, suspect or dead (a dead member may come back). */
+void clusterForEachMember(cluster *c, clusterMemberFn fn, void *ctx);

@@ -444,7 +444,7 @@ void cmdInfo(client *c) {
         storeStats st;
         storeGetStats(s->st, &st);
         bufPrintf(&b, "# Keyspace\r\n");
-        if (st.keys) bufPrintf(&b, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", st.keys);
+        if (st.live_keys) bufPrintf(&b, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", st.live_keys);
         bufPrintf(&b, "\r\n");
     }
     if (b.len >= 2) b.len -= 2; /* no blank line after the last section */

@@ -14,7 +14,7 @@
 #include "server/internal.h"
 
 #define SCAN_DEFAULT_COUNT 10
-#define SCAN_MAX_COUNT 100000
+#define SCAN_MAX_COUNT     100000
 
 /* Store-level key rules: LMDB keys are 1..511 bytes. */
 static bool keyValid(client *c, const cmdArg *k) {
@@ -23,8 +23,8 @@ static bool keyValid(client *c, const cmdArg *k) {
         return false;
     }
     if (k->len > STORE_MAX_KEY_BYTES) {
-        respAddErrorFmt(c->out, "ERR key too long (%zu bytes; dmkv keys are at most %u bytes)", k->len,
-                        STORE_MAX_KEY_BYTES);
+        respAddErrorFmt(c->out, "ERR key too long (%zu bytes; dmkv keys are at most %u bytes)",
+                        k->len, STORE_MAX_KEY_BYTES);
         return false;
     }
     return true;
@@ -86,8 +86,10 @@ static int kvWriteLookup(client *c, const cmdArg *k, storeRecord *rec) {
 }
 
 static void replyBulkOrNil(client *c, bool present, const buf *b) {
-    if (present) respAddBulk(c->out, b->data, b->len);
-    else respAddNil(c->out);
+    if (present)
+        respAddBulk(c->out, b->data, b->len);
+    else
+        respAddNil(c->out);
 }
 
 /* SET key value [NX|XX] [GET] [KEEPTTL] */
@@ -95,10 +97,14 @@ static void cmdSet(client *c) {
     bool nx = false, xx = false, get = false;
     for (size_t i = 3; i < c->argc; i++) {
         const cmdArg *a = &c->argv[i];
-        if (argIs(a, "nx")) nx = true;
-        else if (argIs(a, "xx")) xx = true;
-        else if (argIs(a, "get")) get = true;
-        else if (argIs(a, "keepttl")) continue; /* keys never expire: nothing to keep */
+        if (argIs(a, "nx"))
+            nx = true;
+        else if (argIs(a, "xx"))
+            xx = true;
+        else if (argIs(a, "get"))
+            get = true;
+        else if (argIs(a, "keepttl"))
+            continue; /* keys never expire: nothing to keep */
         else if (argIs(a, "ex") || argIs(a, "px") || argIs(a, "exat") || argIs(a, "pxat")) {
             respAddErrorFmt(c->out, "ERR SET %.*s is not supported: dmkv keys do not expire",
                             (int)a->len, a->p);
@@ -129,8 +135,10 @@ static void cmdSet(client *c) {
     if ((nx && exists) || (xx && !exists)) {
         replyBulkOrNil(c, get && exists, &old);
     } else if (kvPut(c, k, c->argv[2].p, c->argv[2].len)) {
-        if (get) replyBulkOrNil(c, exists, &old);
-        else serverReplyOk(c);
+        if (get)
+            replyBulkOrNil(c, exists, &old);
+        else
+            serverReplyOk(c);
     }
     bufFree(&old);
 }
@@ -139,8 +147,10 @@ static void cmdSetnx(client *c) {
     storeRecord rec;
     int rc = kvWriteLookup(c, &c->argv[1], &rec);
     if (rc == STORE_ERR) return;
-    if (rc == STORE_OK) respAddInt(c->out, 0);
-    else if (kvPut(c, &c->argv[1], c->argv[2].p, c->argv[2].len)) respAddInt(c->out, 1);
+    if (rc == STORE_OK)
+        respAddInt(c->out, 0);
+    else if (kvPut(c, &c->argv[1], c->argv[2].p, c->argv[2].len))
+        respAddInt(c->out, 1);
 }
 
 static void cmdGetset(client *c) {
@@ -150,23 +160,43 @@ static void cmdGetset(client *c) {
     buf old;
     bufInit(&old);
     if (rc == STORE_OK) bufAppend(&old, rec.value, rec.value_len);
-    if (kvPut(c, &c->argv[1], c->argv[2].p, c->argv[2].len)) replyBulkOrNil(c, rc == STORE_OK, &old);
+    if (kvPut(c, &c->argv[1], c->argv[2].p, c->argv[2].len))
+        replyBulkOrNil(c, rc == STORE_OK, &old);
     bufFree(&old);
 }
 
+/* In a cluster a delete is a write like any other: a tombstone with a
+ * fresh version, replicated, so that a replica which has not seen the
+ * delete yet cannot bring the value back. Tombstones are collected once
+ * every member has seen them (replication.c). A node that has never had a
+ * member removes the key at once. */
 static bool kvDelete(client *c, const cmdArg *k, bool *deleted) {
     *deleted = false;
     if (k->len == 0 || k->len > STORE_MAX_KEY_BYTES) return true;
-    int rc = storeDelete(c->srv->st, k->p, k->len);
-    if (rc == STORE_ERR) {
+    storeRecord cur;
+    int rc = kvLookup(c, k, &cur);
+    if (rc == STORE_ERR) return false;
+    if (rc == STORE_NOTFOUND) return true;
+    if (!replicationHasMembers(c->srv)) {
+        if (storeDelete(c->srv->st, k->p, k->len) == STORE_ERR) {
+            serverStoreFailed(c);
+            return false;
+        }
+        *deleted = true;
+        c->srv->clock_dirty = true;
+        eventsLocal(c->srv, "DEL", k->p, k->len, NULL, 0);
+        return true;
+    }
+    storeRecord rec = {.value = NULL, .value_len = 0};
+    serverNewVersion(c->srv, &rec.ver);
+    rec.ver.flags = STORE_FLAG_TOMBSTONE;
+    if (storePut(c->srv->st, k->p, k->len, &rec) != STORE_OK) {
         serverStoreFailed(c);
         return false;
     }
-    *deleted = rc == STORE_OK;
-    if (*deleted) {
-        c->srv->clock_dirty = true;
-        eventsLocal(c->srv, "DEL", k->p, k->len, NULL, 0);
-    }
+    *deleted = true;
+    eventsAtCurrentClock(c->srv, "DEL", k->p, k->len, NULL, 0, NULL);
+    replicationQueue(c->srv, k->p, k->len, &rec);
     return true;
 }
 
@@ -316,8 +346,10 @@ static void cmdVersion(client *c) {
     size_t used = 0;
     buf text;
     bufInit(&text);
-    if (vclockDecode(rec.ver.vclock, rec.ver.vclock_len, &vc, &used) == 0) vclockFormat(&vc, &text);
-    else bufAppendStr(&text, "?");
+    if (vclockDecode(rec.ver.vclock, rec.ver.vclock_len, &vc, &used) == 0)
+        vclockFormat(&vc, &text);
+    else
+        bufAppendStr(&text, "?");
     respAddArrayLen(c->out, 5);
     respAddBulk(c->out, text.data, text.len);
     respAddInt(c->out, (long long)rec.ver.lamport);
@@ -345,19 +377,53 @@ static void cmdType(client *c) {
 static void cmdDbsize(client *c) {
     storeStats st;
     storeGetStats(c->srv->st, &st);
-    respAddInt(c->out, (long long)st.keys);
+    respAddInt(c->out, (long long)st.live_keys);
+}
+
+/* FLUSHALL deletes every key the cluster way: a replicated tombstone per
+ * live key, so the keys stay deleted on every replica. */
+static int flushCollect(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
+    buf *keys = ctx;
+    if (rec->ver.flags & STORE_FLAG_TOMBSTONE) return 0;
+    uint16_t n = (uint16_t)klen;
+    bufAppend(keys, &n, sizeof n);
+    bufAppend(keys, key, klen);
+    return 0;
 }
 
 static void cmdFlushall(client *c) {
-    if (c->argc > 2 || (c->argc == 2 && !argIs(&c->argv[1], "sync") && !argIs(&c->argv[1], "async"))) {
+    if (c->argc > 2 ||
+        (c->argc == 2 && !argIs(&c->argv[1], "sync") && !argIs(&c->argv[1], "async"))) {
         replySyntaxError(c);
         return;
     }
     serverWriteBegin(c);
-    if (storeDrop(c->srv->st) != STORE_OK) {
-        serverStoreFailed(c);
+    if (!replicationHasMembers(c->srv)) {
+        if (storeDrop(c->srv->st) != STORE_OK)
+            serverStoreFailed(c);
+        else
+            serverReplyOk(c);
         return;
     }
+    buf keys;
+    bufInit(&keys);
+    if (storeScan(c->srv->st, NULL, 0, flushCollect, &keys) != STORE_OK) {
+        respAddErrorFmt(c->out, "ERR read failed: %s", storeError(c->srv->st));
+        bufFree(&keys);
+        return;
+    }
+    for (size_t at = 0; at < keys.len;) {
+        uint16_t n;
+        memcpy(&n, keys.data + at, sizeof n);
+        cmdArg k = {keys.data + at + sizeof n, n};
+        at += sizeof n + n;
+        bool deleted;
+        if (!kvDelete(c, &k, &deleted)) {
+            bufFree(&keys);
+            return;
+        }
+    }
+    bufFree(&keys);
     serverReplyOk(c);
 }
 
@@ -553,7 +619,8 @@ command serverCommands[] = {
     {"mget", cmdMget, -2, R | F, 1, -1, 1, "Get the values of several keys", 0},
     {"mset", cmdMset, -3, W, 1, -1, 2, "Set several keys at once, atomically", 0},
     {"strlen", cmdStrlen, 2, R | F, 1, 1, 1, "Length of a value", 0},
-    {"version", cmdVersion, 2, R | F, 1, 1, 1, "Stored version of a key: vector clock, Lamport, origin, token, tombstone", 0},
+    {"version", cmdVersion, 2, R | F, 1, 1, 1,
+     "Stored version of a key: vector clock, Lamport, origin, token, tombstone", 0},
     {"type", cmdType, 2, R | F, 1, 1, 1, "Type of a key (string or none)", 0},
     {"dbsize", cmdDbsize, 1, R | F, 0, 0, 0, "Number of keys", 0},
     {"keys", cmdKeys, 2, R, 0, 0, 0, "Keys matching a glob pattern", 0},
@@ -572,8 +639,11 @@ command serverCommands[] = {
     {"info", cmdInfo, -1, 0, 0, 0, 0, "Server information and statistics", 0},
     {"time", cmdTime, 1, F, 0, 0, 0, "Server time", 0},
     {"shutdown", cmdShutdown, -1, A, 0, 0, 0, "Stop the agent cleanly", 0},
-    {"members", cmdMembers, 1, 0, 0, 0, 0, "Cluster members: id, host, tcp, udp, state, incarnation, ms since change", 0},
+    {"members", cmdMembers, 1, 0, 0, 0, 0,
+     "Cluster members: id, host, tcp, udp, state, incarnation, ms since change", 0},
     {"dmkv.pushpull", cmdPushPull, 2, CMD_PEER, 0, 0, 0, "Node-to-node membership exchange", 0},
     {"dmkv.repl", cmdRepl, 2, CMD_PEER | W, 0, 0, 0, "Node-to-node replication of writes", 0},
+    {"dmkv.sync", cmdSync, 2, CMD_PEER, 0, 0, 0,
+     "Node-to-node anti-entropy: a page of the change feed", 0},
 };
 const size_t serverCommandCount = sizeof serverCommands / sizeof serverCommands[0];

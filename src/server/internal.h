@@ -22,12 +22,12 @@ typedef struct cmdArg {
 } cmdArg;
 
 /* Command flags. */
-#define CMD_WRITE 0x01u   /* changes data: joins the store batch */
-#define CMD_READ 0x02u    /* reads data */
-#define CMD_NOAUTH 0x04u  /* allowed before AUTH */
-#define CMD_ADMIN 0x08u
-#define CMD_FAST 0x10u
-#define CMD_PEER 0x20u    /* node-to-node: authenticated by the cluster key when one is set */
+#define CMD_WRITE  0x01u /* changes data: joins the store batch */
+#define CMD_READ   0x02u /* reads data */
+#define CMD_NOAUTH 0x04u /* allowed before AUTH */
+#define CMD_ADMIN  0x08u
+#define CMD_FAST   0x10u
+#define CMD_PEER   0x20u /* node-to-node: authenticated by the cluster key when one is set */
 
 typedef struct command {
     const char *name;
@@ -94,16 +94,21 @@ struct keyring;
 
 struct server {
     serverConfig cfg;
-    struct keyring *keys;   /* cluster keyring, NULL without --cluster-key */
+    struct keyring *keys; /* cluster keyring, NULL without --cluster-key */
     struct cluster *cl;
-    void *events;            /* the event sink (events.c), NULL without --logger-addr */
-    void *repl;              /* replication state (replication.c) */
+    void *events; /* the event sink (events.c), NULL without --logger-addr */
+    void *repl;   /* replication state (replication.c) */
     uint64_t events_total;
     struct uv_loop_s *loop;
     netServer *net;
     store *st;
     nodeClock clock;
     bool clock_dirty;
+    /* For each origin, the write sequence number up to which this node
+     * has seen all of that origin's writes (see replicate.h); its own
+     * entry numbers this node's writes. Saved with the batch it changes. */
+    vclock summary;
+    bool summary_dirty;
     buf scratch;
     client *clients;
     size_t nclients;
@@ -128,8 +133,13 @@ void serverWriteBegin(client *c);
  * current one when this was its only write), then appends this client's
  * error reply. */
 void serverStoreFailed(client *c);
-/* Fills a version for a new local write (ticks the node's clock). */
+/* Fills a version for a new local write (ticks the node's clock, takes
+ * the next write sequence number). */
 void serverNewVersion(server *s, storeVersion *v);
+/* Commits the open store batch now (it is otherwise committed before the
+ * loop's replies are flushed), with the same failure handling. Returns
+ * STORE_OK or STORE_ERR. */
+int serverCommitNow(server *s);
 const command *serverLookupCommand(const char *name, size_t len);
 const command *serverCommandTable(size_t *n);
 uint64_t serverUptimeMs(const server *s);

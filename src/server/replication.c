@@ -1,21 +1,42 @@
-/* Push replication; see replication.h and src/replicate/replicate.h.
+/* Replication: push of local writes, anti-entropy, tombstone collection;
+ * see replication.h and src/replicate/replicate.h.
  *
- * Each local write is encoded, at once, into a pending batch for every
- * member that is alive at that moment. When the loop iteration's store
- * batch has committed, each pending batch becomes one DMKV.REPL call on a
- * persistent, pipelined link to that member, stamped with the node's
+ * Push. Each local write is encoded, at once, into a pending batch for
+ * every member that is alive at that moment. When the loop iteration's
+ * store batch has committed, each pending batch becomes one DMKV.REPL call
+ * on a persistent, pipelined link to that member, stamped with the node's
  * clocks (a send event) and sealed with the cluster key when there is one.
  * A receiver applies the records by the replicate module's rule in its own
- * store batch and answers only after that batch is durable.
+ * store batch and answers only after that batch is durable. Pushes carry
+ * the origin's write sequence numbers, so a receiver that gets them without
+ * a gap raises its summary for that origin as it goes.
  *
- * Not yet here: anti-entropy. A member that is down, partitioned or whose
- * link fails misses those writes until a later write of the same key. */
+ * Anti-entropy. Pushes are lost when a member is down, cut off or slow, or
+ * when a link breaks. So every node also reads every live member's change
+ * feed (DMKV.SYNC): it remembers, per member, where its last complete read
+ * ended and asks for the rest, sending its summary so the member can skip
+ * what the asker has already seen. A member that just became alive (a
+ * join, a restart, the end of a partition) is read at once; the others in
+ * turn, each at least every REPL_SYNC_INTERVAL_MS. The position is only
+ * valid for one run of the member (its feed numbering restarts), and is
+ * kept in memory only, so after either side restarts the first read is a
+ * full one; that is also how a joining node receives the whole data set.
+ * When a read is complete, the asker holds a version that dominates or
+ * resolves each write the member had made itself, and raises its summary
+ * for the member's own entry to the member's.
+ *
+ * Tombstones. A delete is a tombstone, kept until every member (alive or
+ * dead, not those that left; the set is remembered across restarts) has
+ * reported a summary that covers it, then removed. A record that arrives
+ * for a key that is absent, and is covered by our own summary, is old news
+ * about a collected key and is ignored. Merged tombstones are kept. */
 #include "server/replication.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <uv.h>
 
 #include "crypt/crypt.h"
@@ -27,9 +48,20 @@
 #include "util/log.h"
 
 #define REPL_PEER_MAX_QUEUED_BYTES (64u << 20)
-#define REPL_MAX_PEERS 1024
+#define REPL_MAX_PEERS             1024
+#define REPL_SYNC_TICK_MS          250
+#define REPL_SYNC_INTERVAL_MS      2000
+#define REPL_SYNC_STARTS_PER_TICK  4
+#define REPL_SYNC_PAGE_RECORDS     2000u
+#define REPL_SYNC_PAGE_BYTES       (4u << 20)
+#define REPL_SYNC_PAGE_SCAN        50000u /* feed entries examined per page */
+#define REPL_GC_PER_TICK           2000u
+#define REPL_LAG_SLOTS             256 /* send times of unacknowledged batches kept per peer */
+#define REPL_PEERS_META_KEY        "repl-peers"
 
 static const uint8_t AD_REPL[] = "dmkv-repl-v1";
+static const uint8_t AD_SYNC_REQ[] = "dmkv-sync-req-v1";
+static const uint8_t AD_SYNC_PAGE[] = "dmkv-sync-page-v1";
 
 typedef struct replPeer {
     uint32_t id;
@@ -39,31 +71,73 @@ typedef struct replPeer {
     buf pending; /* encoded records */
     uint32_t pending_count;
     uint64_t batches_sent, records_sent, failures, dropped;
+    /* Lag: when each unacknowledged batch was sent (replies come in order). */
+    uint64_t sent_ms[REPL_LAG_SLOTS];
+    uint32_t sent_head, sent_count;
+    uint64_t last_ack_rtt_ms, max_ack_rtt_ms;
+    /* Anti-entropy: reading this member's change feed. */
+    bool alive, was_alive;
+    bool sync_inflight, sync_wanted;
+    uint64_t sync_started_ms, last_sync_ms;
+    uint64_t generation;            /* replState.generation when the read began */
+    uint64_t hw_epoch, hw_change;   /* where the last complete read ended */
+    uint64_t cur_epoch, cur_change; /* the read in progress */
+    vclock first_summary;           /* its summary at the first page of the read */
+    bool have_first;
+    uint64_t rounds, repaired, sync_failures;
+    /* Its summary as last reported, for tombstone collection. */
+    vclock seen;
+    bool have_seen;
+    bool member; /* in the cluster (not left) as of the last tick */
 } replPeer;
 
 typedef struct replState {
-    replPeer *peers;
+    server *srv;
+    replPeer **peers;
     size_t npeers;
-    uint64_t received_batches, applied, ignored, conflicts, rejected;
+    uint64_t received_batches, applied, ignored, conflicts, rejected, stale;
+    uint64_t sync_served, sync_pages_sent, tombstones_collected;
+    uint64_t generation; /* advanced when a store batch fails */
+    uint64_t epoch;      /* this run's change feed numbering */
+    uint32_t rr;         /* round-robin position for periodic reads */
+    uv_timer_t timer;
+    bool timer_on;
+    /* Member ids ever seen (not left), saved: tombstones wait for all. */
+    uint32_t *known;
+    size_t nknown;
+    bool known_dirty;
     buf scratch;
 } replState;
+
+static void replLoadKnown(replState *r);
 
 static replState *replOf(server *s) {
     if (!s->repl) {
         replState *r = xcalloc(1, sizeof *r);
+        r->srv = s;
         bufInit(&r->scratch);
+        while (r->epoch == 0) randombytes_buf(&r->epoch, sizeof r->epoch);
         s->repl = r;
+        replLoadKnown(r);
     }
     return s->repl;
 }
 
+static replPeer *replPeerFind(replState *r, uint32_t id) {
+    for (size_t i = 0; i < r->npeers; i++)
+        if (r->peers[i]->id == id) return r->peers[i];
+    return NULL;
+}
+
 static replPeer *replPeerFor(replState *r, uint32_t id, const char *host, int port) {
-    for (size_t i = 0; i < r->npeers; i++) {
-        replPeer *p = &r->peers[i];
-        if (p->id != id) continue;
+    replPeer *p = replPeerFind(r, id);
+    if (p) {
         if (strcmp(p->host, host) != 0 || p->port != port) { /* the member moved */
             if (p->link) netPeerClose(p->link);
             p->link = NULL;
+            p->sent_count = 0;
+            p->sync_inflight = false;
+            p->generation = 0;
             snprintf(p->host, sizeof p->host, "%s", host);
             p->port = port;
         }
@@ -71,17 +145,66 @@ static replPeer *replPeerFor(replState *r, uint32_t id, const char *host, int po
     }
     if (r->npeers >= REPL_MAX_PEERS) return NULL;
     r->peers = xrealloc(r->peers, (r->npeers + 1) * sizeof *r->peers);
-    replPeer *p = &r->peers[r->npeers++];
-    memset(p, 0, sizeof *p);
+    p = xcalloc(1, sizeof *p);
+    r->peers[r->npeers++] = p;
     p->id = id;
     snprintf(p->host, sizeof p->host, "%s", host);
     p->port = port;
     bufInit(&p->pending);
+    vclockInit(&p->first_summary);
+    vclockInit(&p->seen);
     return p;
 }
 
+static void onAuthIgnored(void *ctx, const respReply *r, const char *err) {
+    (void)ctx;
+    (void)r;
+    (void)err;
+}
+
+static netPeer *replLink(server *s, replPeer *p) {
+    if (!p->link) {
+        netPeerOptions o = {.connect_timeout_ms = 1000, .call_timeout_ms = 5000};
+        p->link = netPeerCreate(s->loop, p->host, p->port, &o);
+        p->sent_count = 0;
+        if (s->cfg.requirepass[0]) {
+            const char *av[2] = {"AUTH", s->cfg.requirepass};
+            netPeerCall(p->link, 2, av, NULL, onAuthIgnored, NULL);
+        }
+    }
+    return p->link;
+}
+
+/* Seals blob with the cluster key when there is one; returns what to send. */
+static void replSeal(server *s, const uint8_t *ad, size_t adlen, const buf *plain, buf *sealed,
+                     const char **out, size_t *outlen) {
+    if (s->keys) {
+        cryptSeal(s->keys, ad, adlen, (const uint8_t *)plain->data, plain->len, sealed);
+        *out = sealed->data;
+        *outlen = sealed->len;
+    } else {
+        *out = plain->data;
+        *outlen = plain->len;
+    }
+}
+
+/* Sends cmd with the (sealed) message on the member's link. */
+static void replCall(server *s, replPeer *p, const char *cmd, const uint8_t *ad, size_t adlen,
+                     const buf *plain, netPeerReplyFn fn, void *ctx) {
+    buf sealed;
+    bufInit(&sealed);
+    const char *blob;
+    size_t blen;
+    replSeal(s, ad, adlen, plain, &sealed, &blob, &blen);
+    const char *av[2] = {cmd, blob};
+    size_t al[2] = {strlen(cmd), blen};
+    netPeerCall(replLink(s, p), 2, av, al, fn, ctx);
+    bufFree(&sealed);
+}
+
+/* ---- push ---- */
+
 typedef struct queueCtx {
-    server *s;
     replState *r;
     const void *key;
     size_t klen;
@@ -93,7 +216,7 @@ static void queueForMember(void *ctx, uint32_t id, const char *host, int tcp_por
     replPeer *p = replPeerFor(q->r, id, host, tcp_port);
     if (!p) return;
     if (p->pending.len + (p->link ? netPeerQueuedBytes(p->link) : 0) > REPL_PEER_MAX_QUEUED_BYTES) {
-        p->dropped++;
+        p->dropped++; /* anti-entropy delivers it later */
         return;
     }
     replBatchAdd(&p->pending, q->key, q->klen, q->rec);
@@ -102,16 +225,22 @@ static void queueForMember(void *ctx, uint32_t id, const char *host, int tcp_por
 
 void replicationQueue(server *s, const void *key, size_t klen, const storeRecord *rec) {
     if (!s->cl) return;
-    queueCtx q = {s, replOf(s), key, klen, rec};
+    queueCtx q = {replOf(s), key, klen, rec};
     clusterForEachAlive(s->cl, queueForMember, &q);
 }
 
 void replicationDiscard(server *s) {
     replState *r = s->repl;
     if (!r) return;
+    /* Records applied in the failed batch are gone: every read position
+     * that counted them is void, so the next reads start over. */
+    r->generation++;
     for (size_t i = 0; i < r->npeers; i++) {
-        bufClear(&r->peers[i].pending);
-        r->peers[i].pending_count = 0;
+        replPeer *p = r->peers[i];
+        bufClear(&p->pending);
+        p->pending_count = 0;
+        p->hw_epoch = p->hw_change = 0;
+        p->sync_wanted = true;
     }
 }
 
@@ -124,160 +253,75 @@ typedef struct sendCtx {
 static void onReplReply(void *ctx, const respReply *reply, const char *err) {
     sendCtx *x = ctx;
     replState *r = x->s->repl;
-    if (r) {
-        for (size_t i = 0; i < r->npeers; i++) {
-            replPeer *p = &r->peers[i];
-            if (p->id != x->peer_id) continue;
-            if (err || reply->type == RESP_ERROR) {
-                p->failures++;
-                if (p->failures == 1 || p->failures % 100 == 0)
-                    logWarn("replication to node %" PRIu32 " failed: %s (%" PRIu32 " writes not delivered)",
-                            p->id, err ? err : reply->str, x->records);
-            } else {
-                p->records_sent += x->records;
-            }
-            break;
+    replPeer *p = r ? replPeerFind(r, x->peer_id) : NULL;
+    if (p) {
+        if (p->sent_count) {
+            uint64_t rtt = timeMonoMs() - p->sent_ms[p->sent_head];
+            p->sent_head = (p->sent_head + 1) % REPL_LAG_SLOTS;
+            p->sent_count--;
+            p->last_ack_rtt_ms = rtt;
+            if (rtt > p->max_ack_rtt_ms) p->max_ack_rtt_ms = rtt;
+        }
+        if (err || reply->type == RESP_ERROR) {
+            p->failures++;
+            p->sync_wanted = true; /* what was lost comes back through anti-entropy */
+            if (p->failures == 1 || p->failures % 100 == 0)
+                logWarn("replication to node %" PRIu32 " failed: %s (%" PRIu32
+                        " writes left to anti-entropy)",
+                        p->id, err ? err : reply->str, x->records);
+        } else {
+            p->records_sent += x->records;
         }
     }
     free(x);
-}
-
-static void onAuthIgnored(void *ctx, const respReply *r, const char *err) {
-    (void)ctx;
-    (void)r;
-    (void)err;
 }
 
 void replicationFlush(server *s) {
     replState *r = s->repl;
     if (!r) return;
     for (size_t i = 0; i < r->npeers; i++) {
-        replPeer *p = &r->peers[i];
+        replPeer *p = r->peers[i];
         if (!p->pending_count) continue;
-        if (!p->link) {
-            netPeerOptions o = {.connect_timeout_ms = 1000, .call_timeout_ms = 5000};
-            p->link = netPeerCreate(s->loop, p->host, p->port, &o);
-            if (s->cfg.requirepass[0]) {
-                const char *av[2] = {"AUTH", s->cfg.requirepass};
-                netPeerCall(p->link, 2, av, NULL, onAuthIgnored, NULL);
-            }
-        }
         /* The send is an event: tick, and carry the clocks. */
         char msg_id[REPL_MAX_MSG_ID];
         nodeClockTick(&s->clock);
         s->clock_dirty = true;
-        snprintf(msg_id, sizeof msg_id, "%" PRIu32 ":%" PRIu64, s->cfg.id, vclockGet(&s->clock.vc, s->cfg.id));
+        snprintf(msg_id, sizeof msg_id, "%" PRIu32 ":%" PRIu64, s->cfg.id,
+                 vclockGet(&s->clock.vc, s->cfg.id));
         char detail[48];
-        int dn = snprintf(detail, sizeof detail, "to %" PRIu32 ": %" PRIu32 " writes", p->id, p->pending_count);
+        int dn = snprintf(detail, sizeof detail, "to %" PRIu32 ": %" PRIu32 " writes", p->id,
+                          p->pending_count);
         eventsAtCurrentClock(s, "REPL_SEND", NULL, 0, detail, (size_t)dn, msg_id);
         bufClear(&r->scratch);
         size_t at = replBatchBegin(&r->scratch, s->cfg.id, s->clock.lamport, &s->clock.vc, msg_id);
         bufAppend(&r->scratch, p->pending.data, p->pending.len);
         replBatchEnd(&r->scratch, at, p->pending_count);
-        const char *blob = r->scratch.data;
-        size_t blen = r->scratch.len;
-        buf sealed;
-        bufInit(&sealed);
-        if (s->keys) {
-            cryptSeal(s->keys, AD_REPL, sizeof AD_REPL - 1, (const uint8_t *)blob, blen, &sealed);
-            blob = sealed.data;
-            blen = sealed.len;
-        }
         sendCtx *x = xcalloc(1, sizeof *x);
         x->s = s;
         x->peer_id = p->id;
         x->records = p->pending_count;
-        const char *av[2] = {"DMKV.REPL", blob};
-        size_t al[2] = {9, blen};
         p->batches_sent++;
-        netPeerCall(p->link, 2, av, al, onReplReply, x);
-        bufFree(&sealed);
+        if (p->sent_count < REPL_LAG_SLOTS) {
+            p->sent_ms[(p->sent_head + p->sent_count) % REPL_LAG_SLOTS] = timeMonoMs();
+            p->sent_count++;
+        }
+        replCall(s, p, "DMKV.REPL", AD_REPL, sizeof AD_REPL - 1, &r->scratch, onReplReply, x);
         bufClear(&p->pending);
         p->pending_count = 0;
     }
 }
 
-void replicationStop(server *s) {
-    replState *r = s->repl;
-    if (!r) return;
-    s->repl = NULL;
-    for (size_t i = 0; i < r->npeers; i++) {
-        if (r->peers[i].link) netPeerClose(r->peers[i].link);
-        bufFree(&r->peers[i].pending);
-    }
-    free(r->peers);
-    bufFree(&r->scratch);
-    free(r);
-}
+/* ---- applying records (push and anti-entropy) ---- */
 
-void replicationInfo(server *s, buf *out) {
-    replState *r = s->repl;
-    bufPrintf(out, "mode:%s\r\n", s->cfg.use_mutex ? "mutex" : "eventual");
-    if (!r) {
-        bufPrintf(out, "peers:0\r\n");
-        return;
-    }
-    bufPrintf(out,
-              "peers:%zu\r\nbatches_received:%" PRIu64 "\r\nwrites_applied:%" PRIu64 "\r\nwrites_ignored:%" PRIu64
-              "\r\nconflicts:%" PRIu64 "\r\nbatches_rejected:%" PRIu64 "\r\n",
-              r->npeers, r->received_batches, r->applied, r->ignored, r->conflicts, r->rejected);
-    for (size_t i = 0; i < r->npeers; i++) {
-        replPeer *p = &r->peers[i];
-        bufPrintf(out,
-                  "peer%" PRIu32 ":addr=%s:%d,queued_bytes=%zu,batches_sent=%" PRIu64 ",writes_sent=%" PRIu64
-                  ",failures=%" PRIu64 ",dropped=%" PRIu64 "\r\n",
-                  p->id, p->host, p->port, p->pending.len + (p->link ? netPeerQueuedBytes(p->link) : 0),
-                  p->batches_sent, p->records_sent, p->failures, p->dropped);
-    }
-}
+typedef struct applyResult {
+    uint64_t changed; /* records that changed what this node holds */
+    bool failed;      /* the store failed: the batch is lost */
+} applyResult;
 
-/* ---- receiving ---- */
-
-void cmdRepl(client *c) {
-    server *s = c->srv;
-    replState *r = replOf(s);
-    const uint8_t *data = (const uint8_t *)c->argv[1].p;
-    size_t len = c->argv[1].len;
-    buf opened;
-    bufInit(&opened);
-    if (s->keys) {
-        if (cryptOpen(s->keys, AD_REPL, sizeof AD_REPL - 1, data, len, &opened, NULL) != 0) {
-            r->rejected++;
-            respAddError(c->out, "ERR replication batch not sealed with this cluster's key");
-            bufFree(&opened);
-            return;
-        }
-        data = (const uint8_t *)opened.data;
-        len = opened.len;
-    }
-    replHeader h;
-    vclockInit(&h.vc);
-    replBatchReader rd;
-    if (replBatchOpen(data, len, &h, &rd) != 0) {
-        r->rejected++;
-        respAddError(c->out, "ERR malformed replication batch");
-        goto out;
-    }
-    /* Validate the whole batch before applying any of it. */
-    {
-        replBatchReader probe = rd;
-        const uint8_t *k;
-        size_t kl;
-        storeRecord rec;
-        int rc;
-        while ((rc = replBatchNext(&probe, &k, &kl, &rec)) == 1) {
-        }
-        if (rc != 0) {
-            r->rejected++;
-            respAddError(c->out, "ERR malformed replication batch");
-            goto out;
-        }
-    }
-    r->received_batches++;
-    nodeClockReceive(&s->clock, h.lamport, &h.vc);
-    s->clock_dirty = true;
-    eventsAtCurrentClock(s, "REPL_RECV", NULL, 0, NULL, 0, h.msg_id[0] ? h.msg_id : NULL);
-    serverWriteBegin(c);
+/* Applies a batch's records by the rule. push_sender is the node whose own
+ * writes these are (a push), or 0 (an anti-entropy page). */
+static applyResult replApply(server *s, replState *r, replBatchReader *rd, uint32_t push_sender) {
+    applyResult res = {0, false};
     const uint8_t *k;
     size_t kl;
     storeRecord in;
@@ -285,13 +329,25 @@ void cmdRepl(client *c) {
     bufInit(&old_vc);
     bufInit(&old_val);
     bufInit(&merged_vc);
-    bool failed = false;
-    while (!failed && replBatchNext(&rd, &k, &kl, &in) == 1) {
+    while (replBatchNext(rd, &k, &kl, &in) == 1) {
+        uint64_t known = vclockGet(&s->summary, in.ver.origin);
+        bool covered = in.ver.seq && in.ver.seq <= known;
+        /* A gap-free run of the sender's own writes raises its summary. */
+        if (push_sender && in.ver.origin == push_sender && in.ver.seq == known + 1) {
+            vclockSet(&s->summary, push_sender, in.ver.seq);
+            s->summary_dirty = true;
+        }
         storeRecord cur;
         int rc = storeGet(s->st, k, kl, &cur);
         if (rc == STORE_ERR) {
-            failed = true;
+            res.failed = true;
             break;
+        }
+        if (rc == STORE_NOTFOUND && covered) {
+            /* Seen before, and its key is gone: a collected tombstone
+             * superseded it. */
+            r->stale++;
+            continue;
         }
         /* Copy what is stored: a put may move it. */
         storeRecord stored = cur;
@@ -313,24 +369,586 @@ void cmdRepl(client *c) {
             r->conflicts++;
             replResolve(&stored, &in, &put, &merged_vc);
             char detail[160];
-            int dn = snprintf(detail, sizeof detail, "node%" PRIu32 "@L%" PRIu64 " || node%" PRIu32 "@L%" PRIu64
-                              " -> node%" PRIu32, stored.ver.origin, stored.ver.lamport, in.ver.origin,
-                              in.ver.lamport, put.ver.origin);
+            int dn = snprintf(detail, sizeof detail,
+                              "node%" PRIu32 "@L%" PRIu64 " || node%" PRIu32 "@L%" PRIu64
+                              " -> node%" PRIu32,
+                              stored.ver.origin, stored.ver.lamport, in.ver.origin, in.ver.lamport,
+                              put.ver.origin);
             eventsLocal(s, "CONFLICT", (const char *)k, kl, detail, (size_t)dn);
         }
         if (storePut(s->st, k, kl, &put) != STORE_OK) {
-            failed = true;
+            res.failed = true;
             break;
         }
         r->applied++;
-        if (eventsEnabled(s)) eventsLocal(s, "APPLY_LOCAL", (const char *)k, kl, put.value, put.value_len);
+        res.changed++;
+        if (eventsEnabled(s))
+            eventsLocal(s, "APPLY_LOCAL", (const char *)k, kl, put.value, put.value_len);
     }
     bufFree(&old_vc);
     bufFree(&old_val);
     bufFree(&merged_vc);
-    if (failed) serverStoreFailed(c);
-    else serverReplyOk(c);
+    return res;
+}
+
+/* Unseals a peer message in place of data/len; -1 when it is not sealed
+ * with this cluster's key. */
+static int replUnseal(server *s, const uint8_t *ad, size_t adlen, const uint8_t **data, size_t *len,
+                      buf *opened) {
+    if (!s->keys) return 0;
+    if (cryptOpen(s->keys, ad, adlen, *data, *len, opened, NULL) != 0) return -1;
+    *data = (const uint8_t *)opened->data;
+    *len = opened->len;
+    return 0;
+}
+
+/* Checks every record of the batch before any is applied. */
+static bool replBatchWellFormed(const replBatchReader *rd) {
+    replBatchReader probe = *rd;
+    const uint8_t *k;
+    size_t kl;
+    storeRecord rec;
+    int rc;
+    while ((rc = replBatchNext(&probe, &k, &kl, &rec)) == 1) {
+    }
+    return rc == 0;
+}
+
+void cmdRepl(client *c) {
+    server *s = c->srv;
+    replState *r = replOf(s);
+    const uint8_t *data = (const uint8_t *)c->argv[1].p;
+    size_t len = c->argv[1].len;
+    buf opened;
+    bufInit(&opened);
+    replHeader h;
+    vclockInit(&h.vc);
+    replBatchReader rd;
+    if (replUnseal(s, AD_REPL, sizeof AD_REPL - 1, &data, &len, &opened) != 0) {
+        r->rejected++;
+        respAddError(c->out, "ERR replication batch not sealed with this cluster's key");
+        goto out;
+    }
+    if (replBatchOpen(data, len, &h, &rd) != 0 || h.sender == s->cfg.id ||
+        !replBatchWellFormed(&rd)) {
+        r->rejected++;
+        respAddError(c->out, "ERR malformed replication batch");
+        goto out;
+    }
+    r->received_batches++;
+    nodeClockReceive(&s->clock, h.lamport, &h.vc);
+    s->clock_dirty = true;
+    eventsAtCurrentClock(s, "REPL_RECV", NULL, 0, NULL, 0, h.msg_id[0] ? h.msg_id : NULL);
+    serverWriteBegin(c);
+    applyResult res = replApply(s, r, &rd, h.sender);
+    if (res.failed)
+        serverStoreFailed(c);
+    else
+        serverReplyOk(c);
 out:
     vclockFree(&h.vc);
     bufFree(&opened);
+}
+
+/* ---- anti-entropy: serving a read of our change feed ---- */
+
+typedef struct pageCtx {
+    server *s;
+    const vclock *asker_summary;
+    uint32_t asker;
+    buf *out;
+    uint32_t count, max_records;
+    uint32_t examined;
+    uint64_t last_change;
+    bool full;
+} pageCtx;
+
+static int pageCollect(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
+    pageCtx *pc = ctx;
+    pc->examined++;
+    pc->last_change = rec->ver.change_seq;
+    /* Skip what the asker has already seen: its own writes, and writes
+     * its summary covers. A merge is new to anyone who has not made it. */
+    bool seen = rec->ver.origin == pc->asker ||
+                (rec->ver.seq && rec->ver.seq <= vclockGet(pc->asker_summary, rec->ver.origin));
+    if (!seen || (rec->ver.flags & STORE_FLAG_MERGED)) {
+        replBatchAdd(pc->out, key, klen, rec);
+        pc->count++;
+    }
+    if (pc->count >= pc->max_records || pc->out->len >= REPL_SYNC_PAGE_BYTES ||
+        pc->examined >= REPL_SYNC_PAGE_SCAN) {
+        pc->full = true;
+        return 1;
+    }
+    return 0;
+}
+
+static void replRememberSeen(replState *r, uint32_t id, const vclock *summary) {
+    replPeer *p = replPeerFind(r, id);
+    if (!p) return;
+    vclockCopy(&p->seen, summary);
+    p->have_seen = true;
+}
+
+/* DMKV.SYNC <request>: one page of our change feed after the asker's
+ * position, without what its summary says it has seen. */
+void cmdSync(client *c) {
+    server *s = c->srv;
+    replState *r = replOf(s);
+    const uint8_t *data = (const uint8_t *)c->argv[1].p;
+    size_t len = c->argv[1].len;
+    buf opened, page, sealed;
+    bufInit(&opened);
+    bufInit(&page);
+    bufInit(&sealed);
+    replSyncRequest q;
+    vclockInit(&q.summary);
+    if (replUnseal(s, AD_SYNC_REQ, sizeof AD_SYNC_REQ - 1, &data, &len, &opened) != 0) {
+        r->rejected++;
+        respAddError(c->out, "ERR anti-entropy request not sealed with this cluster's key");
+        goto out;
+    }
+    if (replSyncRequestDecode(data, len, &q) != 0 || q.requester == s->cfg.id) {
+        r->rejected++;
+        respAddError(c->out, "ERR malformed anti-entropy request");
+        goto out;
+    }
+    /* Serve committed data only: what is in the open batch could still
+     * be lost, and the asker would then hold versions nobody else has. */
+    if (serverCommitNow(s) != STORE_OK) {
+        respAddErrorFmt(c->out, "ERR cannot read the change feed: %s", storeError(s->st));
+        goto out;
+    }
+    replRememberSeen(r, q.requester, &q.summary);
+    /* A position in another epoch was in our feed before a restart
+     * renumbered it: the read starts over. */
+    uint64_t from = q.epoch == r->epoch ? q.after : 0;
+    replSyncPage pg = {.done = true, .epoch = r->epoch};
+    vclockInit(&pg.summary);
+    vclockCopy(&pg.summary, &s->summary);
+    buf batch;
+    bufInit(&batch);
+    nodeClockTick(&s->clock);
+    s->clock_dirty = true;
+    char msg_id[REPL_MAX_MSG_ID];
+    snprintf(msg_id, sizeof msg_id, "%" PRIu32 ":%" PRIu64, s->cfg.id,
+             vclockGet(&s->clock.vc, s->cfg.id));
+    size_t at = replBatchBegin(&batch, s->cfg.id, s->clock.lamport, &s->clock.vc, msg_id);
+    pageCtx pc = {.s = s,
+                  .asker_summary = &q.summary,
+                  .asker = q.requester,
+                  .out = &batch,
+                  .max_records = q.max_records,
+                  .last_change = from};
+    if (storeScanChanges(s->st, from, pageCollect, &pc) != STORE_OK) {
+        respAddErrorFmt(c->out, "ERR cannot read the change feed: %s", storeError(s->st));
+        vclockFree(&pg.summary);
+        bufFree(&batch);
+        goto out;
+    }
+    replBatchEnd(&batch, at, pc.count);
+    pg.done = !pc.full;
+    pg.next = pc.last_change;
+    replSyncPageEncodeHead(&pg, &page);
+    bufAppend(&page, batch.data, batch.len);
+    vclockFree(&pg.summary);
+    bufFree(&batch);
+    r->sync_pages_sent++;
+    if (pc.count) {
+        char detail[64];
+        int dn = snprintf(detail, sizeof detail, "anti-entropy to %" PRIu32 ": %" PRIu32 " records",
+                          q.requester, pc.count);
+        eventsAtCurrentClock(s, "REPL_SEND", NULL, 0, detail, (size_t)dn, msg_id);
+    }
+    const char *blob;
+    size_t blen;
+    replSeal(s, AD_SYNC_PAGE, sizeof AD_SYNC_PAGE - 1, &page, &sealed, &blob, &blen);
+    respAddBulk(c->out, blob, blen);
+out:
+    vclockFree(&q.summary);
+    bufFree(&opened);
+    bufFree(&page);
+    bufFree(&sealed);
+}
+
+/* ---- anti-entropy: reading a member's change feed ---- */
+
+typedef struct syncCtx {
+    server *s;
+    uint32_t peer_id;
+    uint64_t generation;
+} syncCtx;
+
+static void syncRequest(server *s, replState *r, replPeer *p);
+
+static void syncEnd(replPeer *p, bool ok) {
+    p->sync_inflight = false;
+    p->last_sync_ms = timeMonoMs();
+    if (!ok) {
+        p->sync_failures++;
+        p->sync_wanted = true;
+    }
+}
+
+static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
+    syncCtx *x = ctx;
+    server *s = x->s;
+    replState *r = s->repl;
+    replPeer *p = r ? replPeerFind(r, x->peer_id) : NULL;
+    uint64_t generation = x->generation;
+    free(x);
+    if (!p || !p->sync_inflight) return;
+    if (err || reply->type != RESP_BULK) {
+        if (p->sync_failures == 0 || p->sync_failures % 100 == 99)
+            logWarn("anti-entropy with node %" PRIu32 " failed: %s", p->id,
+                    err                         ? err
+                    : reply->type == RESP_ERROR ? reply->str
+                                                : "unexpected reply");
+        syncEnd(p, false);
+        return;
+    }
+    if (generation != r->generation) { /* a batch failed meanwhile: start over later */
+        syncEnd(p, false);
+        return;
+    }
+    const uint8_t *data = (const uint8_t *)reply->str;
+    size_t len = reply->len;
+    buf opened;
+    bufInit(&opened);
+    replSyncPage pg;
+    vclockInit(&pg.summary);
+    replHeader h;
+    vclockInit(&h.vc);
+    replBatchReader rd;
+    size_t at = 0;
+    bool ok = replUnseal(s, AD_SYNC_PAGE, sizeof AD_SYNC_PAGE - 1, &data, &len, &opened) == 0 &&
+              replSyncPageDecodeHead(data, len, &pg, &at) == 0 &&
+              replBatchOpen(data + at, len - at, &h, &rd) == 0 && h.sender == p->id &&
+              replBatchWellFormed(&rd);
+    if (!ok) {
+        r->rejected++;
+        logWarn("anti-entropy with node %" PRIu32 ": malformed or unsealed page", p->id);
+        syncEnd(p, false);
+        goto out;
+    }
+    if (rd.left) {
+        nodeClockReceive(&s->clock, h.lamport, &h.vc);
+        s->clock_dirty = true;
+        eventsAtCurrentClock(s, "REPL_RECV", NULL, 0, NULL, 0, h.msg_id[0] ? h.msg_id : NULL);
+    }
+    if (p->cur_epoch != pg.epoch) { /* its feed was renumbered: this page starts a full read */
+        p->cur_epoch = pg.epoch;
+        p->have_first = false;
+    }
+    if (!p->have_first) {
+        vclockCopy(&p->first_summary, &pg.summary);
+        p->have_first = true;
+    }
+    vclockCopy(&p->seen, &pg.summary);
+    p->have_seen = true;
+    applyResult res = replApply(s, r, &rd, 0);
+    if (res.failed) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", storeError(s->st));
+        serverCommitNow(s); /* runs the batch-failure handling */
+        syncEnd(p, false);
+        goto out;
+    }
+    p->repaired += res.changed;
+    p->cur_change = pg.next;
+    if (!pg.done) {
+        syncRequest(s, r, p);
+        goto out;
+    }
+    /* A complete read: we hold what it had seen of its own writes. */
+    p->hw_epoch = p->cur_epoch;
+    p->hw_change = p->cur_change;
+    uint64_t theirs = vclockGet(&p->first_summary, p->id);
+    if (theirs > vclockGet(&s->summary, p->id)) {
+        vclockSet(&s->summary, p->id, theirs);
+        s->summary_dirty = true;
+    }
+    p->rounds++;
+    syncEnd(p, true);
+out:
+    vclockFree(&pg.summary);
+    vclockFree(&h.vc);
+    bufFree(&opened);
+}
+
+static void syncRequest(server *s, replState *r, replPeer *p) {
+    replSyncRequest q = {.requester = s->cfg.id,
+                         .epoch = p->cur_epoch,
+                         .after = p->cur_change,
+                         .max_records = REPL_SYNC_PAGE_RECORDS};
+    vclockInit(&q.summary);
+    vclockCopy(&q.summary, &s->summary);
+    buf plain;
+    bufInit(&plain);
+    replSyncRequestEncode(&q, &plain);
+    syncCtx *x = xcalloc(1, sizeof *x);
+    x->s = s;
+    x->peer_id = p->id;
+    x->generation = p->generation;
+    replCall(s, p, "DMKV.SYNC", AD_SYNC_REQ, sizeof AD_SYNC_REQ - 1, &plain, onSyncPage, x);
+    vclockFree(&q.summary);
+    bufFree(&plain);
+}
+
+static void syncStart(server *s, replState *r, replPeer *p) {
+    p->sync_inflight = true;
+    p->sync_wanted = false;
+    p->sync_started_ms = timeMonoMs();
+    p->generation = r->generation;
+    p->cur_epoch = p->hw_epoch;
+    p->cur_change = p->hw_change;
+    p->have_first = false;
+    syncRequest(s, r, p);
+}
+
+static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port);
+
+bool replicationHasMembers(server *s) {
+    if (!s->cl) return false;
+    replState *r = replOf(s);
+    /* Members gossip has just learned of count at once, not a tick later. */
+    if (r->nknown == 0) clusterForEachMember(s->cl, markMember, r);
+    return r->nknown > 0;
+}
+
+/* ---- the tick: who is alive, whom to read, what to collect ---- */
+
+static void markAlive(void *ctx, uint32_t id, const char *host, int tcp_port) {
+    replState *r = ctx;
+    replPeer *p = replPeerFor(r, id, host, tcp_port);
+    if (p) p->alive = true;
+}
+
+static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port) {
+    replState *r = ctx;
+    replPeer *p = replPeerFor(r, id, host, tcp_port);
+    if (p) p->member = true;
+    for (size_t i = 0; i < r->nknown; i++)
+        if (r->known[i] == id) return;
+    r->known = xrealloc(r->known, (r->nknown + 1) * sizeof *r->known);
+    r->known[r->nknown++] = id;
+    r->known_dirty = true;
+}
+
+static void replLoadKnown(replState *r) {
+    buf b;
+    bufInit(&b);
+    if (storeMetaGet(r->srv->st, REPL_PEERS_META_KEY, &b) == STORE_OK && b.len % 4 == 0) {
+        r->nknown = b.len / 4;
+        r->known = xmalloc((r->nknown ? r->nknown : 1) * sizeof *r->known);
+        for (size_t i = 0; i < r->nknown; i++) {
+            const uint8_t *q = (const uint8_t *)b.data + 4 * i;
+            r->known[i] =
+                (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+        }
+    }
+    bufFree(&b);
+}
+
+static void replSaveKnown(replState *r) {
+    buf b;
+    bufInit(&b);
+    for (size_t i = 0; i < r->nknown; i++) {
+        uint8_t q[4] = {(uint8_t)r->known[i], (uint8_t)(r->known[i] >> 8),
+                        (uint8_t)(r->known[i] >> 16), (uint8_t)(r->known[i] >> 24)};
+        bufAppend(&b, q, 4);
+    }
+    if (storeMetaPut(r->srv->st, REPL_PEERS_META_KEY, b.data, b.len) == STORE_OK)
+        r->known_dirty = false;
+    bufFree(&b);
+}
+
+/* Members that left are forgotten: tombstones no longer wait for them. */
+static void replForgetLeft(replState *r) {
+    size_t w = 0;
+    for (size_t i = 0; i < r->nknown; i++) {
+        replPeer *p = replPeerFind(r, r->known[i]);
+        if (p && !p->member) {
+            r->known_dirty = true;
+            continue;
+        }
+        r->known[w++] = r->known[i];
+    }
+    r->nknown = w;
+}
+
+typedef struct gcCtx {
+    buf keys; /* u16 length + key, for each collectable tombstone */
+    uint32_t n;
+} gcCtx;
+
+static int gcCollect(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
+    gcCtx *g = ctx;
+    if (rec->ver.flags & STORE_FLAG_MERGED) return 0;
+    uint16_t n = (uint16_t)klen;
+    bufAppend(&g->keys, &n, sizeof n);
+    bufAppend(&g->keys, key, klen);
+    return ++g->n >= REPL_GC_PER_TICK;
+}
+
+/* The sequence number up to which every member has seen origin's writes. */
+static uint64_t gcBound(server *s, replState *r, uint32_t origin) {
+    uint64_t bound = vclockGet(&s->summary, origin);
+    for (size_t i = 0; i < r->nknown; i++) {
+        replPeer *p = replPeerFind(r, r->known[i]);
+        if (!p || !p->have_seen) return 0;
+        uint64_t v = vclockGet(&p->seen, origin);
+        if (v < bound) bound = v;
+    }
+    return bound;
+}
+
+static void replCollectTombstones(server *s, replState *r) {
+    storeStats st;
+    storeGetStats(s->st, &st);
+    if (st.tombstones == 0) return;
+    gcCtx g;
+    bufInit(&g.keys);
+    g.n = 0;
+    /* Origins are the summary's entries (every write has one there). */
+    for (size_t i = 0; i < s->summary.n && g.n < REPL_GC_PER_TICK; i++) {
+        uint32_t origin = s->summary.e[i].node;
+        uint64_t bound = gcBound(s, r, origin);
+        if (bound && storeScanTombstones(s->st, origin, bound, gcCollect, &g) != STORE_OK) break;
+    }
+    for (size_t at = 0; at < g.keys.len;) {
+        uint16_t kl;
+        memcpy(&kl, g.keys.data + at, sizeof kl);
+        if (storeDelete(s->st, g.keys.data + at + sizeof kl, kl) == STORE_ERR) {
+            serverCommitNow(s); /* runs the batch-failure handling */
+            break;
+        }
+        r->tombstones_collected++;
+        at += sizeof kl + kl;
+    }
+    bufFree(&g.keys);
+}
+
+static void onReplTick(uv_timer_t *t) {
+    replState *r = t->data;
+    server *s = r->srv;
+    if (!s->cl || s->stopping) return;
+    for (size_t i = 0; i < r->npeers; i++) {
+        r->peers[i]->was_alive = r->peers[i]->alive;
+        r->peers[i]->alive = false;
+        r->peers[i]->member = false;
+    }
+    clusterForEachAlive(s->cl, markAlive, r);
+    clusterForEachMember(s->cl, markMember, r);
+    replForgetLeft(r);
+    if (r->known_dirty) replSaveKnown(r);
+    uint64_t now = timeMonoMs();
+    unsigned started = 0;
+    /* Members that just became alive first, then the longest unread. */
+    for (size_t i = 0; i < r->npeers && started < REPL_SYNC_STARTS_PER_TICK; i++) {
+        replPeer *p = r->peers[i];
+        if (!p->alive || p->sync_inflight) continue;
+        if (!p->was_alive || p->sync_wanted) {
+            syncStart(s, r, p);
+            started++;
+        }
+    }
+    for (size_t k = 0; k < r->npeers && started < REPL_SYNC_STARTS_PER_TICK; k++) {
+        replPeer *p = r->peers[(r->rr + k) % r->npeers];
+        if (!p->alive || p->sync_inflight || now - p->last_sync_ms < REPL_SYNC_INTERVAL_MS)
+            continue;
+        syncStart(s, r, p);
+        started++;
+    }
+    if (r->npeers) r->rr = (r->rr + 1) % (uint32_t)r->npeers;
+    replCollectTombstones(s, r);
+}
+
+void replicationStart(server *s) {
+    replState *r = replOf(s);
+    if (r->timer_on) return;
+    uv_timer_init(s->loop, &r->timer);
+    r->timer.data = r;
+    uv_timer_start(&r->timer, onReplTick, REPL_SYNC_TICK_MS, REPL_SYNC_TICK_MS);
+    r->timer_on = true;
+}
+
+static void onTimerClosed(uv_handle_t *h) {
+    replState *r = h->data;
+    bufFree(&r->scratch);
+    free(r->known);
+    free(r);
+}
+
+void replicationStop(server *s) {
+    replState *r = s->repl;
+    if (!r) return;
+    s->repl = NULL;
+    for (size_t i = 0; i < r->npeers; i++) {
+        replPeer *p = r->peers[i];
+        if (p->link) netPeerClose(p->link);
+        bufFree(&p->pending);
+        vclockFree(&p->first_summary);
+        vclockFree(&p->seen);
+        free(p);
+    }
+    free(r->peers);
+    r->peers = NULL;
+    r->npeers = 0;
+    if (r->timer_on) {
+        uv_timer_stop(&r->timer);
+        uv_close((uv_handle_t *)&r->timer, onTimerClosed);
+    } else {
+        onTimerClosed((uv_handle_t *)&(uv_timer_t){.data = r});
+    }
+}
+
+void replicationInfo(server *s, buf *out) {
+    replState *r = s->repl;
+    storeStats st;
+    storeGetStats(s->st, &st);
+    bufPrintf(out, "mode:%s\r\n", s->cfg.use_mutex ? "mutex" : "eventual");
+    bufPrintf(out, "write_seq:%" PRIu64 "\r\ntombstones:%" PRIu64 "\r\n",
+              vclockGet(&s->summary, s->cfg.id), st.tombstones);
+    buf sum;
+    bufInit(&sum);
+    vclockFormat(&s->summary, &sum);
+    bufPrintf(out, "summary:%.*s\r\n", (int)sum.len, sum.data);
+    bufFree(&sum);
+    if (!r) {
+        bufPrintf(out, "peers:0\r\n");
+        return;
+    }
+    uint64_t rounds = 0, repaired = 0;
+    for (size_t i = 0; i < r->npeers; i++) {
+        rounds += r->peers[i]->rounds;
+        repaired += r->peers[i]->repaired;
+    }
+    bufPrintf(out,
+              "peers:%zu\r\nbatches_received:%" PRIu64 "\r\nwrites_applied:%" PRIu64
+              "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nconflicts:%" PRIu64
+              "\r\nbatches_rejected:%" PRIu64 "\r\nanti_entropy_rounds:%" PRIu64
+              "\r\nanti_entropy_keys_repaired:%" PRIu64 "\r\nanti_entropy_pages_served:%" PRIu64
+              "\r\ntombstones_collected:%" PRIu64 "\r\n",
+              r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->conflicts,
+              r->rejected, rounds, repaired, r->sync_pages_sent, r->tombstones_collected);
+    uint64_t now = timeMonoMs();
+    for (size_t i = 0; i < r->npeers; i++) {
+        replPeer *p = r->peers[i];
+        uint64_t lag = p->sent_count ? now - p->sent_ms[p->sent_head] : 0;
+        bufPrintf(out,
+                  "peer%" PRIu32 ":addr=%s:%d,state=%s,queued_bytes=%zu,batches_sent=%" PRIu64
+                  ",writes_sent=%" PRIu64 ",failures=%" PRIu64 ",dropped=%" PRIu64
+                  ",unacked_batches=%" PRIu32 ",lag_ms=%" PRIu64 ",last_ack_ms=%" PRIu64
+                  ",max_ack_ms=%" PRIu64 ",sync_rounds=%" PRIu64 ",sync_repaired=%" PRIu64
+                  ",sync_failures=%" PRIu64 ",seen_mine=%" PRIu64 "\r\n",
+                  p->id, p->host, p->port,
+                  p->alive    ? "alive"
+                  : p->member ? "down"
+                              : "left",
+                  p->pending.len + (p->link ? netPeerQueuedBytes(p->link) : 0), p->batches_sent,
+                  p->records_sent, p->failures, p->dropped, p->sent_count, lag, p->last_ack_rtt_ms,
+                  p->max_ack_rtt_ms, p->rounds, p->repaired, p->sync_failures,
+                  p->have_seen ? vclockGet(&p->seen, s->cfg.id) : 0);
+    }
 }

@@ -1,8 +1,9 @@
-/* Push replication of local writes to every live member (--use-mutex 0),
- * and the receiving side. Private to the server module. */
+/* Replication between members: push of local writes, the receiving side,
+ * anti-entropy and tombstone collection. Private to the server module. */
 #ifndef DMKV_SERVER_REPLICATION_H
 #define DMKV_SERVER_REPLICATION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "store/store.h"
@@ -17,10 +18,17 @@ void replicationQueue(server *s, const void *key, size_t klen, const storeRecord
 void replicationFlush(server *s);
 /* The iteration's batch failed: what was queued was never applied. */
 void replicationDiscard(server *s);
+/* Whether any other member (alive or not, not left) is known: without
+ * one, a delete needs no tombstone. */
+bool replicationHasMembers(server *s);
+/* Starts anti-entropy and tombstone collection (needs the cluster). */
+void replicationStart(server *s);
 void replicationStop(server *s);
 void replicationInfo(server *s, buf *out);
 
 /* DMKV.REPL <batch>: apply a peer's writes. */
 void cmdRepl(client *c);
+/* DMKV.SYNC <request>: a page of this node's change feed for a peer. */
+void cmdSync(client *c);
 
 #endif

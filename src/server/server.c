@@ -27,7 +27,8 @@
 #include "util/log.h"
 
 #define OUTPUT_PAUSE_BYTES (16u << 20) /* stop executing a client's pipeline above this */
-#define CLOCK_META_KEY "clock"
+#define CLOCK_META_KEY     "clock"
+#define SUMMARY_META_KEY   "summary"
 
 /* ---------- command lookup ---------- */
 
@@ -137,7 +138,10 @@ void serverNewVersion(server *s, storeVersion *v) {
     v->lamport = s->clock.lamport;
     v->token = 0;
     v->origin = s->cfg.id;
+    v->seq = vclockIncrement(&s->summary, s->cfg.id);
+    v->change_seq = 0;
     v->flags = 0;
+    s->summary_dirty = true;
     v->vclock = (const uint8_t *)s->scratch.data;
     v->vclock_len = s->scratch.len;
     s->clock_dirty = true;
@@ -154,9 +158,31 @@ static int serverSaveClock(server *s) {
     bufAppend(&b, le, 8);
     vclockEncode(&s->clock.vc, &b);
     int rc = storeMetaPut(s->st, CLOCK_META_KEY, b.data, b.len);
-    bufFree(&b);
     s->clock_dirty = false;
+    if (rc == STORE_OK && s->summary_dirty) {
+        bufClear(&b);
+        vclockEncode(&s->summary, &b);
+        rc = storeMetaPut(s->st, SUMMARY_META_KEY, b.data, b.len);
+        s->summary_dirty = false;
+    }
+    bufFree(&b);
     return rc;
+}
+
+/* The summary as last committed; after a failed batch this undoes the
+ * advances made for writes that were never applied. */
+static int serverLoadSummary(server *s) {
+    buf b;
+    bufInit(&b);
+    vclockClear(&s->summary);
+    s->summary_dirty = false;
+    int rc = storeMetaGet(s->st, SUMMARY_META_KEY, &b);
+    size_t used = 0;
+    if (rc == STORE_OK &&
+        (vclockDecode((const uint8_t *)b.data, b.len, &s->summary, &used) != 0 || used != b.len))
+        rc = STORE_ERR;
+    bufFree(&b);
+    return rc == STORE_ERR ? -1 : 0;
 }
 
 static int serverLoadClock(server *s, char *err, size_t errlen) {
@@ -173,18 +199,25 @@ static int serverLoadClock(server *s, char *err, size_t errlen) {
     vclock vc;
     vclockInit(&vc);
     size_t used = 0;
-    if (vclockDecode((const uint8_t *)b.data + 8, b.len - 8, &vc, &used) != 0 || used != b.len - 8) {
+    if (vclockDecode((const uint8_t *)b.data + 8, b.len - 8, &vc, &used) != 0 ||
+        used != b.len - 8) {
         vclockFree(&vc);
         goto corrupt;
     }
     nodeClockRestore(&s->clock, lamport, &vc);
     vclockFree(&vc);
     bufFree(&b);
+    if (serverLoadSummary(s) != 0) {
+        snprintf(err, errlen, "data directory %s: the stored replication summary is unreadable",
+                 s->cfg.data_dir);
+        return -1;
+    }
     storeCommit(s->st);
     return 0;
 corrupt:
     bufFree(&b);
-    snprintf(err, errlen, "data directory %s: the stored node clock is unreadable", s->cfg.data_dir);
+    snprintf(err, errlen, "data directory %s: the stored node clock is unreadable",
+             s->cfg.data_dir);
     return -1;
 }
 
@@ -201,6 +234,9 @@ void serverWriteBegin(client *c) {
 static void serverBatchFail(server *s, client *current, const char *why) {
     s->stats.batches_failed++;
     logWarn("a batch of writes was not applied: %s", why);
+    replicationDiscard(s);
+    if (serverLoadSummary(s) != 0)
+        logWarn("cannot reload the replication summary: %s", storeError(s->st));
     for (client *c = s->batch_clients, *next; c; c = next) {
         next = c->batch_next;
         c->batch_next = NULL;
@@ -225,7 +261,6 @@ static void serverBatchFail(server *s, client *current, const char *why) {
 
 void serverStoreFailed(client *c) {
     server *s = c->srv;
-    replicationDiscard(s);
     const char *why = storeError(s->st);
     bool only_write = (c->batch_writes == 1);
     char msg[300];
@@ -235,25 +270,23 @@ void serverStoreFailed(client *c) {
     if (!only_write) netConnClose(c->conn);
 }
 
-static void serverBeforeFlush(void *ctx) {
-    server *s = ctx;
+int serverCommitNow(server *s) {
     /* A dirty clock without a data write comes from traced reads and
      * membership events: it is saved too, so a restarted node never
      * reuses an event's sequence number. */
-    if (storeInBatch(s->st) || s->clock_dirty) {
-        int rc = STORE_OK;
-        if (s->clock_dirty) rc = serverSaveClock(s);
-        if (rc == STORE_OK) rc = storeCommit(s->st);
-        if (rc != STORE_OK) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "%s", storeError(s->st));
-            serverBatchFail(s, NULL, msg);
-            replicationDiscard(s);
-        } else {
-            replicationFlush(s);
-        }
-    } else {
+    if (!storeInBatch(s->st) && !s->clock_dirty && !s->summary_dirty) {
         storeCommit(s->st); /* releases the read snapshot */
+        return STORE_OK;
+    }
+    int rc = STORE_OK;
+    if (s->clock_dirty || s->summary_dirty) rc = serverSaveClock(s);
+    if (rc == STORE_OK) rc = storeCommit(s->st);
+    if (rc != STORE_OK) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", storeError(s->st));
+        serverBatchFail(s, NULL, msg);
+    } else {
+        replicationFlush(s);
     }
     for (client *c = s->batch_clients, *next; c; c = next) {
         next = c->batch_next;
@@ -261,6 +294,11 @@ static void serverBeforeFlush(void *ctx) {
         c->batch_writes = 0;
     }
     s->batch_clients = NULL;
+    return rc;
+}
+
+static void serverBeforeFlush(void *ctx) {
+    serverCommitNow(ctx);
 }
 
 /* ---------- clients ---------- */
@@ -276,8 +314,10 @@ static void clientFree(client *c) {
             }
         }
     }
-    if (c->prev) c->prev->next = c->next;
-    else s->clients = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nclients--;
     s->stats.net_in_closed += netConnBytesIn(c->conn);
@@ -298,7 +338,8 @@ static void onOpen(void *ctx, netConn *conn) {
     c->out = netConnOutput(conn);
     c->created_ms = c->last_cmd_ms = timeMonoMs();
     c->authenticated = s->cfg.requirepass[0] == '\0';
-    respLimits lim = {RESP_DEFAULT_MAX_INLINE, (size_t)s->cfg.max_bulk_bytes, RESP_DEFAULT_MAX_ARGS};
+    respLimits lim = {RESP_DEFAULT_MAX_INLINE, (size_t)s->cfg.max_bulk_bytes,
+                      RESP_DEFAULT_MAX_ARGS};
     respParserInit(&c->parser, &lim);
     c->next = s->clients;
     if (s->clients) s->clients->prev = c;
@@ -396,8 +437,8 @@ static void clientProcessInput(client *c) {
             c->argc = 0;
             if (netConnPendingBytes(c->conn) > s->cfg.max_output_bytes) {
                 s->stats.output_limit_disconnects++;
-                logWarn("closing client %s: output buffer over %" PRIu64 " bytes", netConnPeer(c->conn),
-                        s->cfg.max_output_bytes);
+                logWarn("closing client %s: output buffer over %" PRIu64 " bytes",
+                        netConnPeer(c->conn), s->cfg.max_output_bytes);
                 bufClear(c->out);
                 netConnClose(c->conn);
             }
@@ -406,8 +447,10 @@ static void clientProcessInput(client *c) {
         respParserReset(&c->parser);
     }
     if (c->qpos) {
-        if (c->qpos >= in->len) in->len = 0;
-        else bufConsume(in, c->qpos);
+        if (c->qpos >= in->len)
+            in->len = 0;
+        else
+            bufConsume(in, c->qpos);
         c->qpos = 0;
     }
     if (in->len > s->cfg.max_query_bytes) {
@@ -457,7 +500,8 @@ static void onSyncWork(uv_work_t *w) {
 static void onSyncDone(uv_work_t *w, int status) {
     agentLoop *a = w->data;
     a->sync_running = false;
-    if (status == 0 && a->sync_rc != STORE_OK) logWarn("flush to disk failed: %s", storeError(a->srv.st));
+    if (status == 0 && a->sync_rc != STORE_OK)
+        logWarn("flush to disk failed: %s", storeError(a->srv.st));
 }
 
 /* --fsync everysec: flush on the thread pool so the loop never waits. */
@@ -468,7 +512,8 @@ static void onSyncTimer(uv_timer_t *t) {
     if (a->sync_running || st.pending_sync == 0) return;
     a->sync_running = true;
     a->sync_work.data = a;
-    if (uv_queue_work(&a->loop, &a->sync_work, onSyncWork, onSyncDone) != 0) a->sync_running = false;
+    if (uv_queue_work(&a->loop, &a->sync_work, onSyncWork, onSyncDone) != 0)
+        a->sync_running = false;
 }
 
 static void onNetClosed(void *ctx) {
@@ -524,6 +569,7 @@ int serverRun(const serverConfig *cfg) {
     s->request_stop = agentStop;
     bufInit(&s->scratch);
     nodeClockInit(&s->clock, cfg->id);
+    vclockInit(&s->summary);
     for (size_t i = 0; i < SCAN_CURSORS; i++) bufInit(&s->cursors[i].last_key);
     int code = 1;
     char err[512];
@@ -533,14 +579,16 @@ int serverRun(const serverConfig *cfg) {
         goto out;
     }
     if (cfg->cluster_key[0] || cfg->cluster_key_file[0]) {
-        int krc = cfg->cluster_key[0] ? keyringParse(&s->keys, cfg->cluster_key, err, sizeof err)
-                                      : keyringLoadFile(&s->keys, cfg->cluster_key_file, err, sizeof err);
+        int krc = cfg->cluster_key[0]
+                      ? keyringParse(&s->keys, cfg->cluster_key, err, sizeof err)
+                      : keyringLoadFile(&s->keys, cfg->cluster_key_file, err, sizeof err);
         if (krc != 0) {
             fprintf(stderr, "dmkv agent: %s\n", err);
             goto out;
         }
     }
-    storeOptions so = {.dir = cfg->data_dir, .fsync = cfg->fsync, .map_size_bytes = cfg->max_db_bytes};
+    storeOptions so = {
+        .dir = cfg->data_dir, .fsync = cfg->fsync, .map_size_bytes = cfg->max_db_bytes};
     if (storeOpen(&s->st, &so, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "dmkv agent: %s\n", err);
         goto out;
@@ -577,6 +625,7 @@ int serverRun(const serverConfig *cfg) {
         agentAbortLoop(a);
         goto out_store;
     }
+    replicationStart(s);
     uv_signal_init(&a->loop, &a->sigint);
     uv_signal_init(&a->loop, &a->sigterm);
     a->sigint.data = a->sigterm.data = a;
@@ -590,7 +639,7 @@ int serverRun(const serverConfig *cfg) {
     storeGetStats(s->st, &st);
     logInfo("dmkv %s node %" PRIu32 " ready: clients on %s:%d, data in %s (%" PRIu64
             " keys, fsync %s)",
-            DMKV_VERSION, cfg->id, cfg->host, cfg->tcp_port, cfg->data_dir, st.keys,
+            DMKV_VERSION, cfg->id, cfg->host, cfg->tcp_port, cfg->data_dir, st.live_keys,
             cfg->fsync == STORE_FSYNC_ALWAYS     ? "always"
             : cfg->fsync == STORE_FSYNC_EVERYSEC ? "everysec"
                                                  : "no");
@@ -605,6 +654,7 @@ out_store:
 out:
     if (s->keys) keyringFree(s->keys);
     nodeClockFree(&s->clock);
+    vclockFree(&s->summary);
     bufFree(&s->scratch);
     for (size_t i = 0; i < SCAN_CURSORS; i++) bufFree(&s->cursors[i].last_key);
     free(a);

@@ -8,24 +8,29 @@
  * stored bytes.
  *
  *   offset  size  field
- *        0     1  format version (RECORD_FORMAT_V1)
+ *        0     1  format version (RECORD_FORMAT_V2)
  *        1     1  flags (STORE_FLAG_*; any other bit is rejected)
  *        2     4  origin node id
  *        6     8  Lamport time
  *       14     8  fencing token
- *       22     2  vclock_len
- *       24     n  encoded vector clock
- *     24+n     *  value
+ *       22     8  origin's write sequence number
+ *       30     8  change sequence number (local to this store)
+ *       38     2  vclock_len
+ *       40     n  encoded vector clock
+ *     40+n     *  value
  *
- * Unknown versions and flags are rejected rather than ignored, so a record
- * written by a newer dmkv is never misread by an older one. */
+ * Version 1 records (no sequence number, the clock length at offset 22)
+ * are still read, with sequence 0. Unknown versions and flags are rejected
+ * rather than ignored, so a record written by a newer dmkv is never
+ * misread by an older one. */
 #include <assert.h>
 #include <string.h>
 
 #include "store/store.h"
 
-#define RECORD_HEADER_BYTES 24u
-#define RECORD_KNOWN_FLAGS  STORE_FLAG_TOMBSTONE
+#define RECORD_HEADER_BYTES    40u
+#define RECORD_V1_HEADER_BYTES 24u
+#define RECORD_KNOWN_FLAGS     STORE_KNOWN_FLAGS
 
 static void recordPutU16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)v;
@@ -63,12 +68,14 @@ size_t recordEncodedSize(const storeRecord *r) {
 void recordEncode(const storeRecord *r, uint8_t *out) {
     assert(r->ver.vclock_len <= STORE_MAX_VCLOCK_BYTES);
     assert((r->ver.flags & ~RECORD_KNOWN_FLAGS) == 0);
-    out[0] = RECORD_FORMAT_V1;
+    out[0] = RECORD_FORMAT_V2;
     out[1] = r->ver.flags;
     recordPutU32(out + 2, r->ver.origin);
     recordPutU64(out + 6, r->ver.lamport);
     recordPutU64(out + 14, r->ver.token);
-    recordPutU16(out + 22, (uint16_t)r->ver.vclock_len);
+    recordPutU64(out + 22, r->ver.seq);
+    recordPutU64(out + 30, r->ver.change_seq);
+    recordPutU16(out + 38, (uint16_t)r->ver.vclock_len);
     uint8_t *p = out + RECORD_HEADER_BYTES;
     /* memcpy with a NULL source is undefined even for zero bytes. */
     if (r->ver.vclock_len) memcpy(p, r->ver.vclock, r->ver.vclock_len);
@@ -77,19 +84,28 @@ void recordEncode(const storeRecord *r, uint8_t *out) {
 }
 
 int recordDecode(const uint8_t *data, size_t len, storeRecord *out) {
-    if (len < RECORD_HEADER_BYTES) return -1;
-    if (data[0] != RECORD_FORMAT_V1) return -1;
+    if (len < 1) return -1;
+    size_t header;
+    if (data[0] == RECORD_FORMAT_V2)
+        header = RECORD_HEADER_BYTES;
+    else if (data[0] == RECORD_FORMAT_V1)
+        header = RECORD_V1_HEADER_BYTES;
+    else
+        return -1;
+    if (len < header) return -1;
     if (data[1] & ~RECORD_KNOWN_FLAGS) return -1;
-    size_t vclock_len = recordGetU16(data + 22);
-    if (vclock_len > len - RECORD_HEADER_BYTES) return -1;
+    size_t vclock_len = recordGetU16(data + header - 2);
+    if (vclock_len > len - header) return -1;
 
     out->ver.flags = data[1];
     out->ver.origin = recordGetU32(data + 2);
     out->ver.lamport = recordGetU64(data + 6);
     out->ver.token = recordGetU64(data + 14);
-    out->ver.vclock = data + RECORD_HEADER_BYTES;
+    out->ver.seq = header == RECORD_HEADER_BYTES ? recordGetU64(data + 22) : 0;
+    out->ver.change_seq = header == RECORD_HEADER_BYTES ? recordGetU64(data + 30) : 0;
+    out->ver.vclock = data + header;
     out->ver.vclock_len = vclock_len;
-    out->value = (const char *)data + RECORD_HEADER_BYTES + vclock_len;
-    out->value_len = len - RECORD_HEADER_BYTES - vclock_len;
+    out->value = (const char *)data + header + vclock_len;
+    out->value_len = len - header - vclock_len;
     return 0;
 }

@@ -56,6 +56,9 @@ struct store {
     MDB_env *env;
     MDB_dbi data_dbi;
     MDB_dbi meta_dbi;
+    MDB_dbi changes_dbi; /* change_seq -> key, for every record */
+    MDB_dbi tomb_dbi;    /* (origin, seq) -> key, for tombstones only */
+    uint64_t next_change_seq;
     MDB_txn *wtxn;    /* the open batch; NULL between batches */
     MDB_txn *rtxn;    /* reusable read-only transaction, allocated on first read */
     bool rtxn_live;   /* rtxn holds a snapshot (renewed, not yet reset) */
@@ -264,7 +267,7 @@ static int storeOpenEnv(store *s, uint64_t map_bytes, char *err, size_t errlen) 
      * neighbours of every key touched. */
     flags |= MDB_NORDAHEAD;
     if (s->fsync != STORE_FSYNC_ALWAYS) flags |= MDB_NOSYNC;
-    if ((rc = mdb_env_set_maxdbs(s->env, 2)) != 0 ||
+    if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes)) != 0) {
         storeOpenErr(err, errlen, "cannot configure LMDB environment: %s", mdb_strerror(rc));
         return -1;
@@ -308,6 +311,113 @@ static bool storeIsPrintable(const MDB_val *v) {
 
 /* Opens the two tables, creating them and the format marker in an empty
  * environment, and refuses an environment that some other program wrote. */
+/* ---- The change feed and the tombstone index ----
+ *
+ * Every record is listed under its change sequence number, a counter of
+ * this store that every put advances, so a peer that remembers where it
+ * stopped reading asks for the rest with one range read. Tombstones are
+ * also listed under their version's (origin, seq), the order in which
+ * they become collectable. Both are maintained inside the write that
+ * changes the record, in the same transaction. Index keys are big-endian
+ * so LMDB's byte order is numeric order; the tombstone table allows
+ * duplicates because records written before sequence numbers existed all
+ * have seq 0. */
+
+#define STORE_TOMB_KEY_BYTES 12
+
+static void storeBigEndian(uint8_t *out, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) out[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+}
+
+static uint64_t storeBigEndianGet(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static void storeTombKey(uint8_t out[STORE_TOMB_KEY_BYTES], uint32_t origin, uint64_t seq) {
+    storeBigEndian(out, origin, 4);
+    storeBigEndian(out + 4, seq, 8);
+}
+
+/* Adds (add) or removes a record's index entries. */
+static int storeIndexUpdate(store *s, MDB_txn *txn, const storeVersion *ver, const void *key,
+                            size_t klen, bool add) {
+    uint8_t ck[8];
+    storeBigEndian(ck, ver->change_seq, 8);
+    MDB_val k = {sizeof ck, ck}, v = {klen, (void *)key};
+    int rc = add ? mdb_put(txn, s->changes_dbi, &k, &v, 0) : mdb_del(txn, s->changes_dbi, &k, NULL);
+    if (rc != 0 && !(rc == MDB_NOTFOUND && !add)) return rc;
+    if (!(ver->flags & STORE_FLAG_TOMBSTONE)) return 0;
+    uint8_t tk[STORE_TOMB_KEY_BYTES];
+    storeTombKey(tk, ver->origin, ver->seq);
+    MDB_val t = {sizeof tk, tk};
+    rc = add ? mdb_put(txn, s->tomb_dbi, &t, &v, 0) : mdb_del(txn, s->tomb_dbi, &t, &v);
+    if (rc != 0 && !(rc == MDB_NOTFOUND && !add)) return rc;
+    return 0;
+}
+
+/* Opens the index tables, rebuilds them when they are missing or empty
+ * beside data (a store made before they existed), and finds the next
+ * change sequence number. */
+static int storeOpenIndexes(store *s, MDB_txn *txn) {
+    int rc;
+    if ((rc = mdb_dbi_open(txn, "changes", MDB_CREATE, &s->changes_dbi)) != 0) return rc;
+    if ((rc = mdb_dbi_open(txn, "tomb", MDB_CREATE | MDB_DUPSORT, &s->tomb_dbi)) != 0) return rc;
+    MDB_stat data_st, index_st;
+    if ((rc = mdb_stat(txn, s->data_dbi, &data_st)) != 0) return rc;
+    if ((rc = mdb_stat(txn, s->changes_dbi, &index_st)) != 0) return rc;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    s->next_change_seq = 1;
+    if (index_st.ms_entries != 0) {
+        if ((rc = mdb_cursor_open(txn, s->changes_dbi, &cur)) != 0) return rc;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size == 8) s->next_change_seq = storeBigEndianGet(k.mv_data, 8) + 1;
+        mdb_cursor_close(cur);
+        return rc;
+    }
+    if (data_st.ms_entries == 0) return 0;
+    if ((rc = mdb_cursor_open(txn, s->data_dbi, &cur)) != 0) return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        /* The record is rewritten with its new change_seq (which its
+         * entry's removal needs later); decode from a copy, since the
+         * put may move the original. */
+        size_t n = v.mv_size;
+        uint8_t *copy = xmalloc(n);
+        memcpy(copy, v.mv_data, n);
+        storeRecord r;
+        if (recordDecode(copy, n, &r) != 0) { /* reported when read */
+            free(copy);
+            continue;
+        }
+        r.ver.change_seq = s->next_change_seq++;
+        size_t en = recordEncodedSize(&r);
+        uint8_t *enc = xmalloc(en);
+        recordEncode(&r, enc);
+        MDB_val nv = {en, enc};
+        rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+        if (rc == 0) rc = storeIndexUpdate(s, txn, &r.ver, k.mv_data, k.mv_size, true);
+        free(enc);
+        free(copy);
+        if (rc != 0) break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Removes the index entries of the record stored under key, if any. */
+static int storeUnindex(store *s, const void *key, size_t klen) {
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(s->wtxn, s->data_dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc != 0) return rc;
+    storeRecord old;
+    if (recordDecode(v.mv_data, v.mv_size, &old) != 0) return 0; /* never indexed */
+    return storeIndexUpdate(s, s->wtxn, &old.ver, key, klen, false);
+}
+
 static int storeOpenTables(store *s, char *err, size_t errlen) {
     MDB_txn *txn = NULL;
     bool fresh = false;
@@ -366,6 +476,7 @@ static int storeOpenTables(store *s, char *err, size_t errlen) {
         }
         if (rc != 0) goto lmdb_err;
     }
+    if ((rc = storeOpenIndexes(s, txn)) != 0) goto lmdb_err;
     /* Table handles opened in a transaction survive only if it commits. */
     rc = mdb_txn_commit(txn);
     txn = NULL;
@@ -546,7 +657,7 @@ int storePut(store *s, const void *key, size_t klen, const storeRecord *rec) {
     if (rec->ver.vclock_len > STORE_MAX_VCLOCK_BYTES)
         return storeFail(s, "vector clock too long (%zu bytes, max %u)", rec->ver.vclock_len,
                          STORE_MAX_VCLOCK_BYTES);
-    if (rec->ver.flags & ~STORE_FLAG_TOMBSTONE)
+    if (rec->ver.flags & ~STORE_KNOWN_FLAGS)
         return storeFail(s, "unknown record flags 0x%02x", (unsigned)rec->ver.flags);
     storeRecord head = {.ver = rec->ver};
     if (rec->value_len > STORE_MAX_RECORD_BYTES - recordEncodedSize(&head))
@@ -556,11 +667,16 @@ int storePut(store *s, const void *key, size_t klen, const storeRecord *rec) {
 
     /* LMDB hands out the space in the page and the record is encoded
      * straight into it. */
+    storeRecord r = *rec;
+    r.ver.change_seq = s->next_change_seq++;
+    int rc = storeUnindex(s, key, klen);
+    if (rc == 0) rc = storeIndexUpdate(s, s->wtxn, &r.ver, key, klen, true);
+    if (rc != 0) return storeAbortBatch(s, rc, "index update");
     MDB_val k = {klen, (void *)key};
-    MDB_val v = {recordEncodedSize(rec), NULL};
-    int rc = mdb_put(s->wtxn, s->data_dbi, &k, &v, MDB_RESERVE);
+    MDB_val v = {recordEncodedSize(&r), NULL};
+    rc = mdb_put(s->wtxn, s->data_dbi, &k, &v, MDB_RESERVE);
     if (rc != 0) return storeAbortBatch(s, rc, "put");
-    recordEncode(rec, v.mv_data);
+    recordEncode(&r, v.mv_data);
     s->batch_writes++;
     s->batch_dirty = true;
     return STORE_OK;
@@ -570,8 +686,10 @@ int storeDelete(store *s, const void *key, size_t klen) {
     if (storeCheckWritable(s) != STORE_OK) return STORE_ERR;
     if (storeCheckKey(s, klen) != STORE_OK) return STORE_ERR;
     if (storeBatchBegin(s) != STORE_OK) return STORE_ERR;
+    int rc = storeUnindex(s, key, klen);
+    if (rc != 0) return storeAbortBatch(s, rc, "index update");
     MDB_val k = {klen, (void *)key};
-    int rc = mdb_del(s->wtxn, s->data_dbi, &k, NULL);
+    rc = mdb_del(s->wtxn, s->data_dbi, &k, NULL);
     /* A missing key leaves the transaction usable. */
     if (rc == MDB_NOTFOUND) return STORE_NOTFOUND;
     if (rc != 0) return storeAbortBatch(s, rc, "delete");
@@ -583,8 +701,11 @@ int storeDelete(store *s, const void *key, size_t klen) {
 int storeDrop(store *s) {
     if (storeCheckWritable(s) != STORE_OK) return STORE_ERR;
     if (storeBatchBegin(s) != STORE_OK) return STORE_ERR;
-    int rc = mdb_drop(s->wtxn, s->data_dbi, 0);
-    if (rc != 0) return storeAbortBatch(s, rc, "drop");
+    MDB_dbi tables[3] = {s->data_dbi, s->changes_dbi, s->tomb_dbi};
+    for (int i = 0; i < 3; i++) {
+        int rc = mdb_drop(s->wtxn, tables[i], 0);
+        if (rc != 0) return storeAbortBatch(s, rc, "drop");
+    }
     s->batch_dirty = true;
     return STORE_OK;
 }
@@ -635,6 +756,61 @@ int storeScan(store *s, const void *after, size_t after_len, storeScanFn fn, voi
         result = storeFail(s, "scan failed: %s", mdb_strerror(rc));
     mdb_cursor_close(cur);
     return result;
+}
+
+/* Calls fn for the record each index entry in [from, upto] names;
+ * entries are (8-byte change seq) or (4-byte origin, 8-byte seq). */
+static int storeScanIndex(store *s, MDB_dbi dbi, const uint8_t *from, const uint8_t *upto,
+                          size_t klen, storeChangeFn fn, void *ctx) {
+    if (s->scanning) return storeFail(s, "cannot start a scan from inside a scan callback");
+    MDB_txn *txn = NULL;
+    if (storeView(s, &txn) != STORE_OK) return STORE_ERR;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0) return storeFail(s, "cannot open a cursor: %s", mdb_strerror(rc));
+    MDB_val k = {klen, (void *)from}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int result = STORE_OK;
+    s->scanning = true;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != klen) {
+            result = storeFail(s, "corrupt index entry");
+            break;
+        }
+        if (memcmp(k.mv_data, upto, klen) > 0) break;
+        MDB_val dv;
+        storeRecord r;
+        if (mdb_get(txn, s->data_dbi, &v, &dv) != 0 ||
+            recordDecode(dv.mv_data, dv.mv_size, &r) != 0) {
+            result = storeFail(s, "an index entry names a missing or corrupt record");
+            break;
+        }
+        if (fn(ctx, v.mv_data, v.mv_size, &r) != 0) break;
+    }
+    s->scanning = false;
+    if (result == STORE_OK && rc != 0 && rc != MDB_NOTFOUND)
+        result = storeFail(s, "scan failed: %s", mdb_strerror(rc));
+    mdb_cursor_close(cur);
+    return result;
+}
+
+int storeScanChanges(store *s, uint64_t after, storeChangeFn fn, void *ctx) {
+    if (after == UINT64_MAX) return STORE_OK;
+    uint8_t from[8], upto[8];
+    storeBigEndian(from, after + 1, 8);
+    storeBigEndian(upto, UINT64_MAX, 8);
+    return storeScanIndex(s, s->changes_dbi, from, upto, 8, fn, ctx);
+}
+
+int storeScanTombstones(store *s, uint32_t origin, uint64_t upto_seq, storeChangeFn fn, void *ctx) {
+    uint8_t from[STORE_TOMB_KEY_BYTES], upto[STORE_TOMB_KEY_BYTES];
+    storeTombKey(from, origin, 0);
+    storeTombKey(upto, origin, upto_seq);
+    return storeScanIndex(s, s->tomb_dbi, from, upto, STORE_TOMB_KEY_BYTES, fn, ctx);
+}
+
+uint64_t storeNextChangeSeq(const store *s) {
+    return s->next_change_seq;
 }
 
 /* ---- Meta ---- */
@@ -704,8 +880,11 @@ void storeGetStats(store *s, storeStats *st) {
     st->map_bytes = storeMapBytes(s);
     MDB_txn *txn = NULL;
     MDB_stat ms;
-    if (storeView(s, &txn) == STORE_OK && mdb_stat(txn, s->data_dbi, &ms) == 0)
+    if (storeView(s, &txn) == STORE_OK && mdb_stat(txn, s->data_dbi, &ms) == 0) {
         st->keys = ms.ms_entries;
+        if (mdb_stat(txn, s->tomb_dbi, &ms) == 0) st->tombstones = ms.ms_entries;
+        st->live_keys = st->keys >= st->tombstones ? st->keys - st->tombstones : 0;
+    }
     struct stat fst;
     if (stat(s->data_path, &fst) == 0) st->file_bytes = (uint64_t)fst.st_size;
 }

@@ -49,14 +49,19 @@ enum storeResult {
 };
 
 #define STORE_FLAG_TOMBSTONE   0x01u
+#define STORE_FLAG_MERGED      0x02u /* the resolution of concurrent writes (replicate.h) */
+#define STORE_KNOWN_FLAGS      (STORE_FLAG_TOMBSTONE | STORE_FLAG_MERGED)
 #define STORE_MAX_VCLOCK_BYTES 65535u
 #define STORE_MAX_KEY_BYTES    511u /* LMDB's default maximum key size */
 
 typedef struct storeVersion {
     uint64_t lamport;
-    uint64_t token;        /* fencing token of the write; 0 when none */
-    uint32_t origin;       /* id of the node that made the write */
-    uint8_t flags;         /* STORE_FLAG_* */
+    uint64_t token;  /* fencing token of the write; 0 when none */
+    uint32_t origin; /* id of the node that made the write */
+    uint64_t seq;    /* the origin's write sequence number (1, 2, ...; 0 when unknown) */
+    uint64_t
+        change_seq; /* local: this record's place in the store's change feed; set by storePut */
+    uint8_t flags;  /* STORE_FLAG_* */
     const uint8_t *vclock; /* encoded vector clock (clock module format) */
     size_t vclock_len;     /* <= STORE_MAX_VCLOCK_BYTES */
 } storeVersion;
@@ -68,7 +73,8 @@ typedef struct storeRecord {
 } storeRecord;
 
 /* ---- Record codec: pure, bounds-checked, fuzzed. ---- */
-#define RECORD_FORMAT_V1 1u
+#define RECORD_FORMAT_V1 1u /* read only */
+#define RECORD_FORMAT_V2 2u
 size_t recordEncodedSize(const storeRecord *r);
 /* Writes exactly recordEncodedSize(r) bytes to out. */
 void recordEncode(const storeRecord *r, uint8_t *out);
@@ -87,7 +93,9 @@ typedef struct storeOptions {
 } storeOptions;
 
 typedef struct storeStats {
-    uint64_t keys;         /* records, tombstones included */
+    uint64_t keys;      /* records, tombstones included */
+    uint64_t live_keys; /* records that are not tombstones */
+    uint64_t tombstones;
     uint64_t commits;      /* batches committed */
     uint64_t writes;       /* puts and deletes committed */
     uint64_t aborted;      /* batches aborted by an error */
@@ -124,6 +132,21 @@ bool storeInBatch(const store *s);
  * out. Returns STORE_OK or STORE_ERR. */
 typedef int (*storeScanFn)(void *ctx, const void *key, size_t klen, const storeRecord *rec);
 int storeScan(store *s, const void *after, size_t after_len, storeScanFn fn, void *ctx);
+
+/* The change feed: every put gives the record the next change sequence
+ * number of this store (in-memory monotonic for the life of the open
+ * store), so "what changed here after n" is one range read, not a scan.
+ * storeScanChanges calls fn for each record with change_seq > after, in
+ * order. Tombstones are also listed by their version's (origin, seq), so
+ * counting live keys and collecting tombstones every member has seen need
+ * no scan either: storeScanTombstones calls fn for each tombstone of this
+ * origin with seq <= upto_seq. Like storeScan, fn may not write; it
+ * returns non-zero to stop. */
+typedef int (*storeChangeFn)(void *ctx, const void *key, size_t klen, const storeRecord *rec);
+int storeScanChanges(store *s, uint64_t after, storeChangeFn fn, void *ctx);
+int storeScanTombstones(store *s, uint32_t origin, uint64_t upto_seq, storeChangeFn fn, void *ctx);
+/* The change sequence number the next put will get. */
+uint64_t storeNextChangeSeq(const store *s);
 
 /* Small named values beside the data (the node's clock, its identity);
  * written within the current batch. storeMetaGet replaces out's contents.

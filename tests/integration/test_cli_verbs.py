@@ -1,11 +1,14 @@
 """The multi-node client verbs against live agents: dmkv race (commands
 released together, one per node, then each key read from every node),
-dmkv bench (JSON report, pipelining, errors by kind, --duration bound) and
-dmkv repl (piped script, and a pseudo-terminal with history recall).
+dmkv getall (one key's value and version on every node, and the verdict),
+dmkv incr, dmkv bench (JSON report, pipelining, errors by kind, --duration
+bound) and dmkv repl (piped script, and a pseudo-terminal with history
+recall).
 
-The agents here do not replicate to each other, so after a race each node
+Most agents here do not replicate to each other, so after a race each node
 holds what it was sent and the nodes DIFFER; the tests assert exactly that,
-checking each node's value with a direct RESP client."""
+checking each node's value with a direct RESP client. The getall tests that
+need agreement start a replicating 3-node cluster."""
 import json
 import os
 import pty
@@ -17,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dmkvtest import dmkv_bin, free_port, run_dmkv  # noqa: E402
+from dmkvtest import dmkv_bin, free_port, members, run_dmkv, start_cluster, wait_until  # noqa: E402
 
 
 def nodes_of(*agents):
@@ -82,6 +85,163 @@ def test_race_with_an_unreachable_node_exits_3_and_sends_nothing(make_agent):
     assert code == 3
     assert "node 2" in err and err.count("\n") == 1
     assert a1.call("GET", "a") is None
+
+
+# -------------------------------------------------------------- getall ----
+
+VERSION_RE = r"\{[0-9:,]*\} lamport \d+ origin \d+"
+
+
+def replicating_cluster(make_agent):
+    nodes = start_cluster(make_agent, 3)
+    wait_until(lambda: all(sum(1 for m in members(a).values() if m["state"] == "alive") == 3 for a in nodes),
+               15, "every node to see 3 alive members")
+    return nodes
+
+
+def test_getall_after_a_put_on_a_cluster_shows_one_value_and_version_and_exits_0(make_agent):
+    n = replicating_cluster(make_agent)
+    assert n[0].call("PUT", "color", "red") == "OK"
+    # replication is asynchronous: wait until every node holds the write
+    wait_until(lambda: len({repr(a.call("VERSION", "color")) for a in n}) == 1
+               and all(a.call("GET", "color") == b"red" for a in n), 10, "the write to reach every node")
+    code, out, err = dmkv(nodes_of(*n), "getall", "color")
+    assert (code, err) == (0, ""), (code, out, err)
+    lines = out.splitlines()
+    assert len(lines) == 4
+    version = n[0].call("VERSION", "color")
+    text = "%s lamport %d origin %d" % (version[0].decode(), version[1], version[2])
+    assert version[2] == n[0].node_id
+    for i, a in enumerate(n):
+        assert lines[i] == "node %d (%s): red  version %s" % (i + 1, a.address, text)
+    assert lines[3] == "agree: all 3 nodes hold the same value and version"
+
+
+def standalone_agents(make_agent):
+    """Three agents with no peers (so no replication) and the same node id,
+    so the same first write gives each the same version."""
+    return [make_agent(node_id=1) for _ in range(3)]
+
+
+def test_getall_names_the_node_that_holds_another_value_and_exits_1(make_agent):
+    a1, a2, a3 = standalone_agents(make_agent)
+    for a in (a1, a3):
+        assert a.call("SET", "color", "red") == "OK"
+    assert a2.call("SET", "color", "blue") == "OK"
+    assert a1.call("VERSION", "color") == a3.call("VERSION", "color")  # the premise
+    code, out, err = dmkv(nodes_of(a1, a2, a3), "getall", "color")
+    assert (code, err) == (1, ""), (code, out, err)
+    lines = out.splitlines()
+    assert re.fullmatch(r"node 1 \(%s\): red  version %s" % (re.escape(a1.address), VERSION_RE), lines[0])
+    assert re.fullmatch(r"node 2 \(%s\): blue  version %s" % (re.escape(a2.address), VERSION_RE), lines[1])
+    assert re.fullmatch(r"node 3 \(%s\): red  version %s" % (re.escape(a3.address), VERSION_RE), lines[2])
+    assert lines[3] == "DIFFER: node 2 (%s) differs from nodes 1, 3" % a2.address
+    assert len(lines) == 4
+
+
+def test_getall_counts_the_same_value_at_another_version_as_a_difference(make_agent):
+    a1, a2 = make_agent(node_id=1), make_agent(node_id=2)
+    for a in (a1, a2):
+        assert a.call("SET", "k", "same") == "OK"
+    code, out, err = dmkv(nodes_of(a1, a2), "getall", "k")
+    assert code == 1
+    assert "origin 1" in out.splitlines()[0] and "origin 2" in out.splitlines()[1]
+    assert out.splitlines()[2] == "DIFFER: node 2 (%s) differs from node 1" % a2.address
+
+
+def test_getall_with_a_node_down_reports_it_unreachable_and_exits_1(make_agent):
+    a1, a2, a3 = standalone_agents(make_agent)
+    for a in (a1, a2, a3):
+        assert a.call("SET", "color", "red") == "OK"
+    assert a3.stop() == 0
+    code, out, err = dmkv(nodes_of(a1, a2, a3), "getall", "color")
+    assert (code, err) == (1, ""), (code, out, err)
+    lines = out.splitlines()
+    assert lines[0].startswith("node 1 (%s): red  version " % a1.address)
+    assert lines[1].startswith("node 2 (%s): red  version " % a2.address)
+    assert lines[2].startswith("node 3 (%s): unreachable (cannot connect to %s" % (a3.address, a3.address))
+    assert lines[3] == "DIFFER: node 3 (%s) is unreachable (nodes 1, 2 agree)" % a3.address
+
+
+def test_getall_json_parses_and_says_the_same(make_agent):
+    a1, a2, a3 = standalone_agents(make_agent)
+    a1.call("SET", "k", "v\u00e9\n1")
+    a2.call("SET", "k", b"\xff\x00")
+    a3.stop()
+    code, out, err = dmkv(nodes_of(a1, a2, a3), "getall", "--json", "k")
+    assert code == 1, err
+    r = json.loads(out)
+    assert r["key"] == "k" and r["agree"] is False
+    assert [x["node"] for x in r["nodes"]] == [1, 2, 3]
+    n1, n2, n3 = r["nodes"]
+    assert n1["status"] == "ok" and n1["value"] == "v\u00e9\n1" and n1["address"] == a1.address
+    version = a1.call("VERSION", "k")
+    assert n1["version"] == {"vclock": version[0].decode(), "lamport": version[1], "origin": 1, "token": 0,
+                             "tombstone": False}
+    assert "value" not in n2 and n2["value_hex"] == "ff00"  # not UTF-8
+    assert n3["status"] == "unreachable" and "cannot connect" in n3["error"]
+    assert r["differ"] == [2] and r["unreachable"] == [3] and r["errors"] == []
+    assert r["verdict"].startswith("DIFFER: node 2 (%s) differs from node 1; node 3" % a2.address)
+    # agreement in JSON, and a key no node holds
+    code, out, err = dmkv(nodes_of(a1), "getall", "--json", "missing")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["agree"] is True and r["nodes"][0]["value"] is None and r["nodes"][0]["version"] is None
+
+
+def test_getall_usage_errors_exit_2_with_one_line(agent):
+    for args in ((), ("a", "b"), ("",), ("k" * 512,), ("--bogus", "k"), ("--nodes", "nope", "k")):
+        code, out, err = dmkv(agent.address, "getall", *args)
+        assert (code, out) == (2, ""), args
+        assert err.startswith("dmkv getall: ") and err.count("\n") == 1, (args, err)
+    code, out, err = dmkv(agent.address, "getall", "--help")
+    assert code == 0 and out.startswith("Usage: dmkv getall") and "--json" in out
+    assert "Exit codes: 0 every node holds the same value and version, 1 they" in out
+
+
+# ---------------------------------------------------------------- incr ----
+
+def test_incr_prints_the_new_integer(make_agent):
+    a1, a2 = make_agent(), make_agent()
+    assert dmkv(nodes_of(a1, a2), "incr", "hits") == (0, "1\n", "")
+    assert dmkv(nodes_of(a1, a2), "incr", "hits") == (0, "2\n", "")
+    assert dmkv(nodes_of(a1, a2), "incr", "hits", "40") == (0, "42\n", "")
+    assert dmkv(nodes_of(a1, a2), "incr", "hits", "-50") == (0, "-8\n", "")
+    assert a1.call("GET", "hits") == b"-8"
+    # --node picks the node
+    assert dmkv(nodes_of(a1, a2), "incr", "--node", "2", "hits") == (0, "1\n", "")
+    assert a2.call("GET", "hits") == b"1"
+
+
+def test_incr_errors_from_the_node_exit_1_with_its_message(agent):
+    code, out, err = dmkv(agent.address, "incr", "k", "notanumber")
+    assert (code, out) == (1, "")
+    assert err == "(error) ERR value is not an integer or out of range\n"
+    agent.call("SET", "s", "text")
+    code, out, err = dmkv(agent.address, "incr", "s")
+    assert (code, out) == (1, "")
+    assert err == "(error) ERR value is not an integer or out of range\n"
+    assert agent.call("GET", "s") == b"text"
+    agent.call("SET", "big", str(2 ** 63 - 1))
+    code, out, err = dmkv(agent.address, "incr", "big")
+    assert code == 1 and "overflow" in err and err.count("\n") == 1
+
+
+def test_incr_usage_and_unreachable(agent):
+    for args in ((), ("a", "1", "2"), ("",), ("--node", "5", "k")):
+        code, out, err = dmkv(agent.address, "incr", *args)
+        assert (code, out) == (2, ""), args
+        assert err.startswith("dmkv incr: ") and err.count("\n") == 1, (args, err)
+    code, out, err = dmkv(agent.address, "incr", "--help")
+    assert code == 0 and out.startswith("Usage: dmkv incr [--node I] [--nodes LIST] KEY [BY]")
+    code, out, err = dmkv("127.0.0.1:%d" % free_port(), "incr", "k")
+    assert code == 3 and out == "" and err.count("\n") == 1
+
+
+def test_help_lists_the_new_verbs():
+    p = run_dmkv("--help")
+    out = p.stdout.decode()
+    assert p.returncode == 0 and "\n  getall " in out and "\n  incr " in out
 
 
 # --------------------------------------------------------------- bench ----
@@ -150,12 +310,17 @@ def test_repl_runs_a_piped_script(make_agent, tmp_path):
     with open(script, "rb") as f:
         code, out, err = dmkv(nodes_of(a1, a2), "repl", stdin=f)
     assert code == 0, err
-    assert out.splitlines() == [
+    lines = out.splitlines()
+    # getall prints what dmkv getall prints: one line per node, then the verdict
+    assert re.fullmatch(r"node 2 \(%s\): 1  version \{[0-9:,]*\} lamport \d+ origin 2" % re.escape(a2.address),
+                        lines[3]), lines[3]
+    lines[3] = "node 2 ..."
+    assert lines == [
         "OK",
         "1",
-        "node 1 (%s): (nil)" % a1.address,
-        "node 2 (%s): 1" % a2.address,
-        "DIFFER",
+        "node 1 (%s): (nil)  version none" % a1.address,
+        "node 2 ...",
+        "DIFFER: node 2 (%s) differs from node 1" % a2.address,
         "  1 %s" % a1.address,
         "* 2 %s" % a2.address,
         "(error) ERR unknown command 'BOGUS', with args beginning with: ",

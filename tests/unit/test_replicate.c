@@ -159,11 +159,107 @@ static void test_batches_round_trip_and_every_truncation_is_rejected(void **stat
     versionFree(&a);
 }
 
+static void test_same_lamport_and_origin_still_resolve_the_same_way_from_either_side(void **state) {
+    (void)state;
+    version x, y;
+    /* A node restarted under its old id with empty data can make these. */
+    versionMake(&x, 5, 3, "first life", (uint32_t[]){3}, (uint64_t[]){5}, 1);
+    versionMake(&y, 5, 3, "second life", (uint32_t[]){3, 4}, (uint64_t[]){2, 1}, 2);
+    assert_int_equal(replDecide(&x.rec.ver, &y.rec.ver), REPL_CONFLICT);
+    storeRecord r1, r2;
+    buf v1, v2;
+    bufInit(&v1);
+    bufInit(&v2);
+    replResolve(&x.rec, &y.rec, &r1, &v1);
+    replResolve(&y.rec, &x.rec, &r2, &v2);
+    assert_int_equal(r1.value_len, r2.value_len);
+    assert_memory_equal(r1.value, r2.value, r1.value_len);
+    assert_true(r1.ver.flags & STORE_FLAG_MERGED);
+    assert_int_equal(r1.ver.flags, r2.ver.flags);
+    assert_int_equal(v1.len, v2.len);
+    assert_memory_equal(v1.data, v2.data, v1.len);
+    bufFree(&v1);
+    bufFree(&v2);
+    versionFree(&x);
+    versionFree(&y);
+}
+
+static void test_sync_messages_round_trip_and_every_truncation_is_rejected(void **state) {
+    (void)state;
+    replSyncRequest q = {
+        .requester = 7, .epoch = 0x1122334455667788ull, .after = 99, .max_records = 500};
+    vclockInit(&q.summary);
+    vclockSet(&q.summary, 1, 10);
+    vclockSet(&q.summary, 7, 3);
+    buf b;
+    bufInit(&b);
+    replSyncRequestEncode(&q, &b);
+    replSyncRequest out;
+    vclockInit(&out.summary);
+    assert_int_equal(replSyncRequestDecode((const uint8_t *)b.data, b.len, &out), 0);
+    assert_int_equal(out.requester, 7);
+    assert_int_equal(out.epoch, q.epoch);
+    assert_int_equal(out.after, 99);
+    assert_int_equal(out.max_records, 500);
+    assert_int_equal(vclockCompare(&out.summary, &q.summary), VCLOCK_EQUAL);
+    for (size_t len = 0; len < b.len; len++) {
+        vclockClear(&out.summary);
+        uint8_t *cut = malloc(len ? len : 1);
+        memcpy(cut, b.data, len);
+        if (replSyncRequestDecode(cut, len, &out) != -1)
+            fail_msg("request cut to %zu was accepted", len);
+        free(cut);
+    }
+    /* A trailing byte, a zero or oversized page, requester 0: refused. */
+    bufAppendChar(&b, 0);
+    assert_int_equal(replSyncRequestDecode((const uint8_t *)b.data, b.len, &out), -1);
+    q.max_records = 0;
+    bufClear(&b);
+    replSyncRequestEncode(&q, &b);
+    assert_int_equal(replSyncRequestDecode((const uint8_t *)b.data, b.len, &out), -1);
+    q.max_records = REPL_SYNC_MAX_PAGE_RECORDS + 1;
+    bufClear(&b);
+    replSyncRequestEncode(&q, &b);
+    assert_int_equal(replSyncRequestDecode((const uint8_t *)b.data, b.len, &out), -1);
+
+    replSyncPage pg = {.done = true, .epoch = 42, .next = 1234};
+    vclockInit(&pg.summary);
+    vclockSet(&pg.summary, 2, 8);
+    bufClear(&b);
+    replSyncPageEncodeHead(&pg, &b);
+    size_t head = b.len;
+    bufAppend(&b, "batch", 5);
+    replSyncPage pout;
+    vclockInit(&pout.summary);
+    size_t at = 0;
+    assert_int_equal(replSyncPageDecodeHead((const uint8_t *)b.data, b.len, &pout, &at), 0);
+    assert_true(pout.done);
+    assert_int_equal(pout.epoch, 42);
+    assert_int_equal(pout.next, 1234);
+    assert_int_equal(at, head);
+    assert_int_equal(vclockCompare(&pout.summary, &pg.summary), VCLOCK_EQUAL);
+    for (size_t len = 0; len < head; len++) {
+        vclockClear(&pout.summary);
+        uint8_t *cut = malloc(len ? len : 1);
+        memcpy(cut, b.data, len);
+        if (replSyncPageDecodeHead(cut, len, &pout, &at) != -1)
+            fail_msg("page cut to %zu was accepted", len);
+        free(cut);
+    }
+    vclockFree(&q.summary);
+    vclockFree(&out.summary);
+    vclockFree(&pg.summary);
+    vclockFree(&pout.summary);
+    bufFree(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_newer_replaces_older_or_equal_is_kept_concurrent_conflicts),
         cmocka_unit_test(test_conflicts_resolve_the_same_way_from_either_side),
         cmocka_unit_test(test_higher_lamport_wins_a_conflict),
+        cmocka_unit_test(test_same_lamport_and_origin_still_resolve_the_same_way_from_either_side),
+        cmocka_unit_test(test_sync_messages_round_trip_and_every_truncation_is_rejected),
         cmocka_unit_test(test_batches_round_trip_and_every_truncation_is_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

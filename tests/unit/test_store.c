@@ -142,13 +142,15 @@ static void test_record_round_trip_keeps_all_metadata(void **state) {
     storeRecord in = {.ver = {.lamport = 0x0102030405060708ull,
                               .token = UINT64_MAX - 3,
                               .origin = 0xdeadbeef,
+                              .seq = 0x0a0b0c0d0e0f1011ull,
+                              .change_seq = 77,
                               .flags = 0,
                               .vclock = vclock,
                               .vclock_len = sizeof vclock},
                       .value = value,
                       .value_len = sizeof value - 1};
     size_t n = recordEncodedSize(&in);
-    assert_int_equal(n, 24 + 300 + in.value_len);
+    assert_int_equal(n, 40 + 300 + in.value_len);
     uint8_t *enc = malloc(n);
     recordEncode(&in, enc);
 
@@ -157,21 +159,23 @@ static void test_record_round_trip_keeps_all_metadata(void **state) {
     assert_int_equal(out.ver.lamport, in.ver.lamport);
     assert_int_equal(out.ver.token, in.ver.token);
     assert_int_equal(out.ver.origin, in.ver.origin);
+    assert_int_equal(out.ver.seq, in.ver.seq);
+    assert_int_equal(out.ver.change_seq, 77);
     assert_int_equal(out.ver.flags, 0);
     assert_int_equal(out.ver.vclock_len, 300);
     assert_memory_equal(out.ver.vclock, vclock, 300);
     assert_int_equal(out.value_len, in.value_len);
     assert_memory_equal(out.value, value, in.value_len);
     /* Decoded fields point into the encoded bytes: no copy. */
-    assert_ptr_equal(out.ver.vclock, enc + 24);
-    assert_ptr_equal(out.value, (const char *)enc + 24 + 300);
+    assert_ptr_equal(out.ver.vclock, enc + 40);
+    assert_ptr_equal(out.value, (const char *)enc + 40 + 300);
     free(enc);
 }
 
 static void test_record_round_trip_tombstone_with_empty_value(void **state) {
     (void)state;
     storeRecord in = {.ver = {.lamport = 9, .origin = 3, .flags = STORE_FLAG_TOMBSTONE}};
-    uint8_t enc[24];
+    uint8_t enc[40];
     assert_int_equal(recordEncodedSize(&in), sizeof enc);
     recordEncode(&in, enc);
     storeRecord out;
@@ -184,24 +188,47 @@ static void test_record_round_trip_tombstone_with_empty_value(void **state) {
     assert_int_equal(out.value_len, 0);
 }
 
-static void test_record_layout_is_v1_little_endian(void **state) {
+static void test_record_layout_is_v2_little_endian(void **state) {
     (void)state;
     const uint8_t vclock[2] = {0xaa, 0xbb};
     storeRecord in = {.ver = {.lamport = 0x1112131415161718ull,
                               .token = 0x2122232425262728ull,
                               .origin = 0x31323334,
+                              .seq = 0x4142434445464748ull,
+                              .change_seq = 0x5152535455565758ull,
                               .flags = STORE_FLAG_TOMBSTONE,
                               .vclock = vclock,
                               .vclock_len = 2},
                       .value = "v",
                       .value_len = 1};
-    const uint8_t want[] = {1,    0x01, 0x34, 0x33, 0x32, 0x31, 0x18, 0x17, 0x16,
-                            0x15, 0x14, 0x13, 0x12, 0x11, 0x28, 0x27, 0x26, 0x25,
-                            0x24, 0x23, 0x22, 0x21, 0x02, 0x00, 0xaa, 0xbb, 'v'};
+    const uint8_t want[] = {2,    0x01, 0x34, 0x33, 0x32, 0x31, 0x18, 0x17, 0x16, 0x15, 0x14,
+                            0x13, 0x12, 0x11, 0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21,
+                            0x48, 0x47, 0x46, 0x45, 0x44, 0x43, 0x42, 0x41, 0x58, 0x57, 0x56,
+                            0x55, 0x54, 0x53, 0x52, 0x51, 0x02, 0x00, 0xaa, 0xbb, 'v'};
     uint8_t enc[sizeof want];
     assert_int_equal(recordEncodedSize(&in), sizeof want);
     recordEncode(&in, enc);
     assert_memory_equal(enc, want, sizeof want);
+}
+
+static void test_record_v1_is_still_read_with_sequence_zero(void **state) {
+    (void)state;
+    const uint8_t v1[] = {1,    0x01, 0x34, 0x33, 0x32, 0x31, 0x18, 0x17, 0x16,
+                          0x15, 0x14, 0x13, 0x12, 0x11, 0x28, 0x27, 0x26, 0x25,
+                          0x24, 0x23, 0x22, 0x21, 0x02, 0x00, 0xaa, 0xbb, 'v'};
+    storeRecord out;
+    assert_int_equal(recordDecode(v1, sizeof v1, &out), 0);
+    assert_int_equal(out.ver.origin, 0x31323334);
+    assert_int_equal(out.ver.lamport, 0x1112131415161718ull);
+    assert_int_equal(out.ver.token, 0x2122232425262728ull);
+    assert_int_equal(out.ver.seq, 0);
+    assert_int_equal(out.ver.flags, STORE_FLAG_TOMBSTONE);
+    assert_int_equal(out.ver.vclock_len, 2);
+    assert_ptr_equal(out.ver.vclock, v1 + 24);
+    assert_int_equal(out.value_len, 1);
+    assert_int_equal(out.value[0], 'v');
+    for (size_t len = 0; len < 26; len++)
+        if (recordDecode(v1, len, &out) != -1) fail_msg("v1 length %zu was accepted", len);
 }
 
 static void test_record_decode_rejects_truncation_before_the_value(void **state) {
@@ -218,16 +245,16 @@ static void test_record_decode_rejects_truncation_before_the_value(void **state)
     /* Cut anywhere in the header or the clock: refused, for every length.
      * Each prefix is copied to an exact-size buffer so ASan catches a
      * read past its end. */
-    for (size_t len = 0; len < 24 + sizeof vclock; len++) {
+    for (size_t len = 0; len < 40 + sizeof vclock; len++) {
         uint8_t *cut = malloc(len ? len : 1);
         memcpy(cut, enc, len);
         if (recordDecode(cut, len, &out) != -1) fail_msg("length %zu was accepted", len);
         free(cut);
     }
     /* Cut in the value: the value is whatever remains, so a shorter one. */
-    for (size_t len = 24 + sizeof vclock; len <= n; len++) {
+    for (size_t len = 40 + sizeof vclock; len <= n; len++) {
         assert_int_equal(recordDecode(enc, len, &out), 0);
-        assert_int_equal(out.value_len, len - 24 - sizeof vclock);
+        assert_int_equal(out.value_len, len - 40 - sizeof vclock);
         assert_int_equal(out.ver.vclock_len, sizeof vclock);
     }
     free(enc);
@@ -236,11 +263,11 @@ static void test_record_decode_rejects_truncation_before_the_value(void **state)
 static void test_record_decode_rejects_unknown_version(void **state) {
     (void)state;
     storeRecord in = {.value = "x", .value_len = 1};
-    uint8_t enc[25];
+    uint8_t enc[41];
     recordEncode(&in, enc);
     storeRecord out;
     assert_int_equal(recordDecode(enc, sizeof enc, &out), 0);
-    const uint8_t bad[] = {0, 2, 3, 0x81, 0xff};
+    const uint8_t bad[] = {0, 3, 0x81, 0xff};
     for (size_t i = 0; i < sizeof bad; i++) {
         enc[0] = bad[i];
         assert_int_equal(recordDecode(enc, sizeof enc, &out), -1);
@@ -250,10 +277,10 @@ static void test_record_decode_rejects_unknown_version(void **state) {
 static void test_record_decode_rejects_unknown_flags(void **state) {
     (void)state;
     storeRecord in = {.value = "x", .value_len = 1};
-    uint8_t enc[25];
+    uint8_t enc[41];
     recordEncode(&in, enc);
     storeRecord out;
-    for (unsigned bit = 1; bit < 8; bit++) {
+    for (unsigned bit = 2; bit < 8; bit++) {
         enc[1] = (uint8_t)(1u << bit);
         assert_int_equal(recordDecode(enc, sizeof enc, &out), -1);
         enc[1] = (uint8_t)((1u << bit) | STORE_FLAG_TOMBSTONE);
@@ -267,14 +294,14 @@ static void test_record_decode_rejects_vclock_len_past_end(void **state) {
     (void)state;
     uint8_t vclock[10] = {0};
     storeRecord in = {.ver = {.vclock = vclock, .vclock_len = 10}};
-    uint8_t enc[34];
+    uint8_t enc[50];
     recordEncode(&in, enc);
     storeRecord out;
     assert_int_equal(recordDecode(enc, sizeof enc, &out), 0);
-    enc[22] = 11; /* one byte more than there is */
+    enc[38] = 11; /* one byte more than there is */
     assert_int_equal(recordDecode(enc, sizeof enc, &out), -1);
-    enc[22] = 0xff;
-    enc[23] = 0xff;
+    enc[38] = 0xff;
+    enc[39] = 0xff;
     assert_int_equal(recordDecode(enc, sizeof enc, &out), -1);
 }
 
@@ -362,6 +389,111 @@ static void test_tombstone_is_a_record_and_delete_removes_it(void **state) {
     assert_int_equal(storeDelete(s, "gone", 4), STORE_OK);
     assert_int_equal(storeCommit(s), STORE_OK);
     assert_int_equal(storeGet(s, "gone", 4, &r), STORE_NOTFOUND);
+    storeClose(s);
+}
+
+/* Collects "key@seq" strings from an index scan. */
+typedef struct testChanges {
+    char list[1024];
+    int n;
+} testChanges;
+
+static int testCollectChange(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
+    testChanges *c = ctx;
+    size_t at = strlen(c->list);
+    snprintf(c->list + at, sizeof c->list - at, "%s%.*s@%llu", at ? " " : "", (int)klen,
+             (const char *)key, (unsigned long long)rec->ver.seq);
+    c->n++;
+    return 0;
+}
+
+static void testPutSeq(store *s, const char *key, uint32_t origin, uint64_t seq, uint8_t flags) {
+    storeRecord r = {.ver = {.lamport = seq, .origin = origin, .seq = seq, .flags = flags},
+                     .value = "v",
+                     .value_len = 1};
+    if (flags & STORE_FLAG_TOMBSTONE) r.value_len = 0;
+    if (storePut(s, key, strlen(key), &r) != STORE_OK)
+        fail_msg("storePut(%s): %s", key, storeError(s));
+}
+
+static void test_change_feed_lists_each_record_once_at_its_latest_change(void **state) {
+    testDir *d = *state;
+    store *s = testOpen(d->data);
+    uint64_t first = storeNextChangeSeq(s);
+    testPutSeq(s, "a", 1, 1, 0);
+    testPutSeq(s, "b", 1, 2, 0);
+    testPutSeq(s, "c", 2, 1, 0);
+    testPutSeq(s, "a", 1, 3, 0); /* a moves to the end of the feed */
+    assert_int_equal(storeNextChangeSeq(s), first + 4);
+    testChanges c = {{0}, 0};
+    /* Inside the batch and after the commit alike. */
+    for (int round = 0; round < 2; round++) {
+        memset(&c, 0, sizeof c);
+        assert_int_equal(storeScanChanges(s, 0, testCollectChange, &c), STORE_OK);
+        assert_string_equal(c.list, "b@2 c@1 a@3");
+        memset(&c, 0, sizeof c);
+        assert_int_equal(storeScanChanges(s, first + 1, testCollectChange, &c), STORE_OK);
+        assert_string_equal(c.list, "c@1 a@3");
+        memset(&c, 0, sizeof c);
+        assert_int_equal(storeScanChanges(s, first + 3, testCollectChange, &c), STORE_OK);
+        assert_int_equal(c.n, 0);
+        assert_int_equal(storeCommit(s), STORE_OK);
+    }
+    storeRecord r;
+    assert_int_equal(storeGet(s, "a", 1, &r), STORE_OK);
+    assert_int_equal(r.ver.change_seq, first + 3);
+    /* A physical delete leaves the feed too. */
+    assert_int_equal(storeDelete(s, "b", 1), STORE_OK);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(storeScanChanges(s, 0, testCollectChange, &c), STORE_OK);
+    assert_string_equal(c.list, "c@1 a@3");
+    assert_int_equal(storeCommit(s), STORE_OK);
+    storeClose(s);
+    /* After a reopen the feed is intact and numbering goes on after it. */
+    s = testOpen(d->data);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(storeScanChanges(s, 0, testCollectChange, &c), STORE_OK);
+    assert_string_equal(c.list, "c@1 a@3");
+    assert_int_equal(storeNextChangeSeq(s), first + 4);
+    storeClose(s);
+}
+
+static void test_tombstones_are_counted_and_listed_until_overwritten(void **state) {
+    testDir *d = *state;
+    store *s = testOpen(d->data);
+    testPutSeq(s, "x", 1, 1, 0);
+    testPutSeq(s, "y", 1, 2, 0);
+    testPutSeq(s, "x", 1, 3, STORE_FLAG_TOMBSTONE);
+    testPutSeq(s, "z", 2, 4, STORE_FLAG_TOMBSTONE);
+    assert_int_equal(storeCommit(s), STORE_OK);
+    storeStats st;
+    storeGetStats(s, &st);
+    assert_int_equal(st.keys, 3);
+    assert_int_equal(st.tombstones, 2);
+    assert_int_equal(st.live_keys, 1);
+    testChanges c = {{0}, 0};
+    assert_int_equal(storeScanTombstones(s, 1, 2, testCollectChange, &c), STORE_OK);
+    assert_int_equal(c.n, 0); /* x's tombstone is seq 3 */
+    assert_int_equal(storeScanTombstones(s, 1, 3, testCollectChange, &c), STORE_OK);
+    assert_string_equal(c.list, "x@3");
+    /* Writing x again ends its tombstone. */
+    testPutSeq(s, "x", 1, 5, 0);
+    assert_int_equal(storeCommit(s), STORE_OK);
+    storeGetStats(s, &st);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.live_keys, 2);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(storeScanTombstones(s, 1, UINT64_MAX, testCollectChange, &c), STORE_OK);
+    assert_int_equal(c.n, 0);
+    /* Dropping everything empties the index and the tombstones. */
+    assert_int_equal(storeDrop(s), STORE_OK);
+    assert_int_equal(storeCommit(s), STORE_OK);
+    storeGetStats(s, &st);
+    assert_int_equal(st.keys, 0);
+    assert_int_equal(st.tombstones, 0);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(storeScanChanges(s, 0, testCollectChange, &c), STORE_OK);
+    assert_int_equal(c.n, 0);
     storeClose(s);
 }
 
@@ -1153,7 +1285,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_round_trip_keeps_all_metadata),
         cmocka_unit_test(test_record_round_trip_tombstone_with_empty_value),
-        cmocka_unit_test(test_record_layout_is_v1_little_endian),
+        cmocka_unit_test(test_record_layout_is_v2_little_endian),
+        cmocka_unit_test(test_record_v1_is_still_read_with_sequence_zero),
         cmocka_unit_test(test_record_decode_rejects_truncation_before_the_value),
         cmocka_unit_test(test_record_decode_rejects_unknown_version),
         cmocka_unit_test(test_record_decode_rejects_unknown_flags),
@@ -1161,6 +1294,8 @@ int main(void) {
         DIR_TEST(test_batch_sees_its_own_writes_and_commit_publishes_them),
         DIR_TEST(test_delete_within_and_across_batches),
         DIR_TEST(test_tombstone_is_a_record_and_delete_removes_it),
+        DIR_TEST(test_change_feed_lists_each_record_once_at_its_latest_change),
+        DIR_TEST(test_tombstones_are_counted_and_listed_until_overwritten),
         DIR_TEST(test_invalid_arguments_leave_the_batch_intact),
         DIR_TEST(test_invalid_first_write_opens_no_batch),
         DIR_TEST(test_scan_visits_keys_in_byte_order_strictly_after),
