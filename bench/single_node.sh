@@ -23,18 +23,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-
-freeport() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-waitping() {
-    i=0
-    until redis-cli -p "$1" ping >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 100 ] || { echo "bench: server on port $1 did not start" >&2; exit 1; }
-        sleep 0.1
-    done
-}
+. "$(dirname "$0")/lib.sh"
 
 rport=$(freeport)
 mkdir -p "$work/redis"
@@ -42,7 +31,7 @@ redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis" --save "" \
     --appendonly yes --appendfsync everysec --daemonize no --logfile "$work/redis.log" &
 redis_pid=$!
 dport=$(freeport)
-dudp=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dudp=$(freeudp)
 "$DMKV" agent --id 1 --tcp "$dport" --udp "$dudp" --data-dir "$work/dmkv" --fsync everysec 2>"$work/dmkv.log" &
 dmkv_pid=$!
 waitping "$rport"

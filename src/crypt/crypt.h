@@ -94,6 +94,10 @@ int keyringLoadFile(keyring **out, const char *path, char *err, size_t errlen);
 void keyringFree(keyring *k);
 size_t keyringCount(const keyring *k);
 
+/* Derives a 32-byte key for another protocol (context names it, so keys
+ * for different uses are unrelated) from the ring's key number i. */
+void keyringDerive(const keyring *k, size_t i, const char *context, uint8_t out[32]);
+
 /* Writes a new random key as standard padded base64 with a terminating
  * NUL; cap must be at least KEYRING_KEY_B64_SIZE. */
 void keyringGenerate(char *out_b64, size_t cap);

@@ -41,6 +41,8 @@ struct cluster {
     server *srv;
     uv_loop_t *loop;
     gossip *g;
+    void (*on_dead)(void *ctx, uint32_t id); /* the coordinator: release a dead node's locks */
+    void *on_dead_ctx;
     uv_udp_t udp;
     uv_timer_t tick_timer;
     uv_timer_t pushpull_timer;
@@ -193,6 +195,7 @@ static void handleEvents(cluster *c) {
             continue;
         }
         if (ev.old_state == ev.new_state) continue;
+        if (ev.new_state == GOSSIP_DEAD && c->on_dead) c->on_dead(c->on_dead_ctx, ev.id);
         if (eventsEnabled(c->srv)) {
             char detail[96];
             int n = snprintf(detail, sizeof detail, "%" PRIu32 " %s->%s inc=%" PRIu64, ev.id,
@@ -604,4 +607,17 @@ void clusterForEachMember(cluster *c, clusterMemberFn fn, void *ctx) {
         if (!gossipMemberAt(c->g, i, &m) || m.is_self || m.state == GOSSIP_LEFT) continue;
         fn(ctx, m.id, m.addr.host, m.addr.tcp_port);
     }
+}
+
+int clusterMemberState(cluster *c, uint32_t id, char *host, size_t hostlen, int *tcp_port) {
+    gossipMember m;
+    if (!gossipLookup(c->g, id, &m)) return -1;
+    if (host) snprintf(host, hostlen, "%s", m.addr.host);
+    if (tcp_port) *tcp_port = m.addr.tcp_port;
+    return (int)m.state;
+}
+
+void clusterOnMemberDead(cluster *c, void (*fn)(void *ctx, uint32_t id), void *ctx) {
+    c->on_dead = fn;
+    c->on_dead_ctx = ctx;
 }

@@ -35,6 +35,11 @@ int clusterPushPull(cluster *c, const char *blob, size_t len, buf *reply, char *
 /* Calls fn for each ALIVE member other than this node. */
 typedef void (*clusterMemberFn)(void *ctx, uint32_t id, const char *host, int tcp_port);
 void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx);
+/* The gossip state of a member (GOSSIP_ALIVE ...), or -1 when unknown;
+ * host/port are filled when not NULL. */
+int clusterMemberState(cluster *c, uint32_t id, char *host, size_t hostlen, int *tcp_port);
+/* Called with each member that gossip declares DEAD (set by the server). */
+void clusterOnMemberDead(cluster *c, void (*fn)(void *ctx, uint32_t id), void *ctx);
 /* Calls fn for each member other than this node that has not left the
  * cluster: alive, suspect or dead (a dead member may come back). */
 void clusterForEachMember(cluster *c, clusterMemberFn fn, void *ctx);

@@ -12,6 +12,7 @@
 
 #include "server/cluster.h"
 #include "server/events.h"
+#include "server/coordinator.h"
 #include "server/replication.h"
 #include "server/internal.h"
 #include "util/log.h"
@@ -23,8 +24,10 @@ void cmdPing(client *c) {
         replyWrongArity(c);
         return;
     }
-    if (c->argc == 2) respAddBulk(c->out, c->argv[1].p, c->argv[1].len);
-    else respAddSimple(c->out, "PONG");
+    if (c->argc == 2)
+        respAddBulk(c->out, c->argv[1].p, c->argv[1].len);
+    else
+        respAddSimple(c->out, "PONG");
 }
 
 void cmdEcho(client *c) {
@@ -95,7 +98,8 @@ static void setClientName(client *c, const cmdArg *name, bool *ok) {
     }
     for (size_t i = 0; i < name->len; i++) {
         if (name->p[i] <= ' ' || name->p[i] > '~') {
-            respAddError(c->out, "ERR Client names cannot contain spaces, newlines or special characters.");
+            respAddError(c->out,
+                         "ERR Client names cannot contain spaces, newlines or special characters.");
             return;
         }
     }
@@ -114,7 +118,9 @@ void cmdHello(client *c) {
             return;
         }
         if (ver != 2) {
-            respAddError(c->out, "NOPROTO sorry, this protocol version is not supported (dmkv speaks RESP2)");
+            respAddError(
+                c->out,
+                "NOPROTO sorry, this protocol version is not supported (dmkv speaks RESP2)");
             return;
         }
         i = 2;
@@ -131,14 +137,16 @@ void cmdHello(client *c) {
         } else if (argIs(&c->argv[i], "setname") && i + 1 < c->argc) {
             setname = &c->argv[++i];
         } else {
-            respAddErrorFmt(c->out, "ERR Syntax error in HELLO option '%.*s'", (int)(c->argv[i].len > 64 ? 64 : c->argv[i].len), c->argv[i].p);
+            respAddErrorFmt(c->out, "ERR Syntax error in HELLO option '%.*s'",
+                            (int)(c->argv[i].len > 64 ? 64 : c->argv[i].len), c->argv[i].p);
             return;
         }
     }
     if (!c->authenticated) {
-        respAddError(c->out, "NOAUTH HELLO must be called with the client already authenticated, "
-                             "otherwise the HELLO AUTH <user> <pass> option can be used to authenticate "
-                             "the client and select the RESP protocol version at the same time");
+        respAddError(c->out,
+                     "NOAUTH HELLO must be called with the client already authenticated, "
+                     "otherwise the HELLO AUTH <user> <pass> option can be used to authenticate "
+                     "the client and select the RESP protocol version at the same time");
         return;
     }
     if (setname) {
@@ -165,10 +173,12 @@ void cmdHello(client *c) {
 
 static void clientDescribe(const client *cl, buf *b) {
     uint64_t now = timeMonoMs();
-    bufPrintf(b, "id=%" PRIu64 " addr=%s name=%s age=%" PRIu64 " idle=%" PRIu64 " db=0 cmd=%s lib-name=%s lib-ver=%s\n",
-              cl->id, netConnPeer(cl->conn), cl->name ? cl->name : "", (now - cl->created_ms) / 1000,
-              (now - cl->last_cmd_ms) / 1000, cl->last_cmd ? cl->last_cmd->name : "NULL", cl->lib_name,
-              cl->lib_ver);
+    bufPrintf(b,
+              "id=%" PRIu64 " addr=%s name=%s age=%" PRIu64 " idle=%" PRIu64
+              " db=0 cmd=%s lib-name=%s lib-ver=%s\n",
+              cl->id, netConnPeer(cl->conn), cl->name ? cl->name : "",
+              (now - cl->created_ms) / 1000, (now - cl->last_cmd_ms) / 1000,
+              cl->last_cmd ? cl->last_cmd->name : "NULL", cl->lib_name, cl->lib_ver);
 }
 
 void cmdClient(client *c) {
@@ -180,8 +190,10 @@ void cmdClient(client *c) {
         setClientName(c, &c->argv[2], &ok);
         if (ok) serverReplyOk(c);
     } else if (argIs(sub, "getname") && c->argc == 2) {
-        if (c->name) respAddBulkStr(c->out, c->name);
-        else respAddNil(c->out);
+        if (c->name)
+            respAddBulkStr(c->out, c->name);
+        else
+            respAddNil(c->out);
     } else if (argIs(sub, "setinfo") && c->argc == 4) {
         const cmdArg *v = &c->argv[3];
         char *dst;
@@ -193,16 +205,19 @@ void cmdClient(client *c) {
             dst = c->lib_ver;
             cap = sizeof c->lib_ver;
         } else {
-            respAddErrorFmt(c->out, "ERR Unrecognized option '%.*s'", (int)(c->argv[2].len > 64 ? 64 : c->argv[2].len), c->argv[2].p);
+            respAddErrorFmt(c->out, "ERR Unrecognized option '%.*s'",
+                            (int)(c->argv[2].len > 64 ? 64 : c->argv[2].len), c->argv[2].p);
             return;
         }
         if (v->len >= cap) {
-            respAddErrorFmt(c->out, "ERR %.*s is limited to %zu bytes", (int)c->argv[2].len, c->argv[2].p, cap - 1);
+            respAddErrorFmt(c->out, "ERR %.*s is limited to %zu bytes", (int)c->argv[2].len,
+                            c->argv[2].p, cap - 1);
             return;
         }
         for (size_t i = 0; i < v->len; i++) {
             if (v->p[i] < '!' || v->p[i] > '~') {
-                respAddError(c->out, "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.");
+                respAddError(c->out, "ERR lib-name and lib-ver cannot contain spaces, newlines or "
+                                     "special characters.");
                 return;
             }
         }
@@ -222,7 +237,9 @@ void cmdClient(client *c) {
         respAddBulk(c->out, b.data, b.len);
         bufFree(&b);
     } else {
-        respAddErrorFmt(c->out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try ID, SETNAME, GETNAME, SETINFO, LIST, INFO.",
+        respAddErrorFmt(c->out,
+                        "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try ID, "
+                        "SETNAME, GETNAME, SETINFO, LIST, INFO.",
                         (int)(sub->len > 64 ? 64 : sub->len), sub->p);
     }
 }
@@ -231,8 +248,9 @@ static void commandReplyInfo(client *c, const command *cmd) {
     respAddArrayLen(c->out, 6);
     respAddBulkStr(c->out, cmd->name);
     respAddInt(c->out, cmd->arity);
-    int nflags = !!(cmd->flags & CMD_WRITE) + !!(cmd->flags & CMD_READ) + !!(cmd->flags & CMD_FAST) +
-                 !!(cmd->flags & CMD_NOAUTH) + !!(cmd->flags & CMD_ADMIN);
+    int nflags = !!(cmd->flags & CMD_WRITE) + !!(cmd->flags & CMD_READ) +
+                 !!(cmd->flags & CMD_FAST) + !!(cmd->flags & CMD_NOAUTH) +
+                 !!(cmd->flags & CMD_ADMIN);
     respAddArrayLen(c->out, nflags);
     if (cmd->flags & CMD_WRITE) respAddSimple(c->out, "write");
     if (cmd->flags & CMD_READ) respAddSimple(c->out, "readonly");
@@ -262,8 +280,10 @@ void cmdCommand(client *c) {
         respAddArrayLen(c->out, (long long)(c->argc - 2));
         for (size_t i = 2; i < c->argc; i++) {
             const command *cmd = serverLookupCommand(c->argv[i].p, c->argv[i].len);
-            if (cmd) commandReplyInfo(c, cmd);
-            else respAddNilArray(c->out);
+            if (cmd)
+                commandReplyInfo(c, cmd);
+            else
+                respAddNilArray(c->out);
         }
     } else if (argIs(sub, "docs")) {
         /* name -> [summary, since, group]; clients that want more fall
@@ -273,7 +293,8 @@ void cmdCommand(client *c) {
         bufInit(&body);
         long long entries = 0;
         for (size_t i = 0; i < want; i++) {
-            const command *cmd = c->argc > 2 ? serverLookupCommand(c->argv[i + 2].p, c->argv[i + 2].len) : &table[i];
+            const command *cmd =
+                c->argc > 2 ? serverLookupCommand(c->argv[i + 2].p, c->argv[i + 2].len) : &table[i];
             if (!cmd) continue;
             entries++;
             respAddBulkStr(&body, cmd->name);
@@ -344,7 +365,8 @@ void cmdConfig(client *c) {
             respAddBulkStr(c->out, params[i][1]);
         }
     } else if (argIs(sub, "set")) {
-        respAddError(c->out, "ERR CONFIG SET is not supported by dmkv: restart the agent with the flag instead (dmkv agent --help)");
+        respAddError(c->out, "ERR CONFIG SET is not supported by dmkv: restart the agent with the "
+                             "flag instead (dmkv agent --help)");
     } else if (argIs(sub, "resetstat") && c->argc == 2) {
         memset(&s->stats, 0, sizeof s->stats);
         serverReplyOk(c);
@@ -376,12 +398,13 @@ void cmdInfo(client *c) {
                   "# Server\r\ndmkv_version:%s\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n"
                   "os:%s %s %s\r\narch_bits:%d\r\nprocess_id:%d\r\nnode_id:%" PRIu32
                   "\r\ntcp_port:%d\r\nbind:%s\r\nuptime_in_seconds:%" PRIu64 "\r\n\r\n",
-                  DMKV_VERSION, u.sysname, u.release, u.machine, (int)(sizeof(void *) * 8), (int)getpid(),
-                  s->cfg.id, s->cfg.tcp_port, s->cfg.host, serverUptimeMs(s) / 1000);
+                  DMKV_VERSION, u.sysname, u.release, u.machine, (int)(sizeof(void *) * 8),
+                  (int)getpid(), s->cfg.id, s->cfg.tcp_port, s->cfg.host, serverUptimeMs(s) / 1000);
     }
     if (infoWants("clients", args, nargs)) {
-        bufPrintf(&b, "# Clients\r\nconnected_clients:%zu\r\nmaxclients:%d\r\nblocked_clients:0\r\n\r\n",
-                  s->nclients, s->cfg.maxclients);
+        bufPrintf(
+            &b, "# Clients\r\nconnected_clients:%zu\r\nmaxclients:%d\r\nblocked_clients:0\r\n\r\n",
+            s->nclients, s->cfg.maxclients);
     }
     if (infoWants("memory", args, nargs)) {
         /* Resident set size from /proc: dmkv's data lives in LMDB's map,
@@ -402,8 +425,8 @@ void cmdInfo(client *c) {
         bufPrintf(&b,
                   "# Persistence\r\nloading:0\r\ndata_dir:%s\r\nfsync:%s\r\ndb_file_bytes:%" PRIu64
                   "\r\ndb_max_bytes:%" PRIu64 "\r\ncommits:%" PRIu64 "\r\nwrites_committed:%" PRIu64
-                  "\r\nbatches_failed:%" PRIu64 "\r\nfsyncs:%" PRIu64 "\r\ncommits_not_yet_synced:%" PRIu64
-                  "\r\nlamport_clock:%" PRIu64 "\r\n\r\n",
+                  "\r\nbatches_failed:%" PRIu64 "\r\nfsyncs:%" PRIu64
+                  "\r\ncommits_not_yet_synced:%" PRIu64 "\r\nlamport_clock:%" PRIu64 "\r\n\r\n",
                   s->cfg.data_dir, fsyncName(s->cfg.fsync), st.file_bytes, st.map_bytes, st.commits,
                   st.writes, st.aborted, st.syncs, st.pending_sync, s->clock.lamport);
     }
@@ -414,11 +437,12 @@ void cmdInfo(client *c) {
             out += netConnBytesOut(cl->conn);
         }
         bufPrintf(&b,
-                  "# Stats\r\ntotal_connections_received:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
-                  "\r\nrejected_connections:%" PRIu64 "\r\ntotal_net_input_bytes:%" PRIu64
-                  "\r\ntotal_net_output_bytes:%" PRIu64 "\r\nprotocol_errors:%" PRIu64
-                  "\r\nkeyspace_hits:%" PRIu64 "\r\nkeyspace_misses:%" PRIu64
-                  "\r\nauth_failures:%" PRIu64 "\r\nclient_output_limit_disconnections:%" PRIu64
+                  "# Stats\r\ntotal_connections_received:%" PRIu64
+                  "\r\ntotal_commands_processed:%" PRIu64 "\r\nrejected_connections:%" PRIu64
+                  "\r\ntotal_net_input_bytes:%" PRIu64 "\r\ntotal_net_output_bytes:%" PRIu64
+                  "\r\nprotocol_errors:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64
+                  "\r\nkeyspace_misses:%" PRIu64 "\r\nauth_failures:%" PRIu64
+                  "\r\nclient_output_limit_disconnections:%" PRIu64
                   "\r\nclient_query_limit_disconnections:%" PRIu64 "\r\n\r\n",
                   s->stats.connections_received, s->stats.commands_processed,
                   s->stats.connections_rejected, in, out, s->stats.protocol_errors,
@@ -428,6 +452,11 @@ void cmdInfo(client *c) {
     if (infoWants("cluster", args, nargs) && s->cl) {
         bufPrintf(&b, "# Cluster\r\nnode_id:%" PRIu32 "\r\n", s->cfg.id);
         clusterInfo(s->cl, &b);
+        bufPrintf(&b, "\r\n");
+    }
+    if (infoWants("coordinator", args, nargs)) {
+        bufPrintf(&b, "# Coordinator\r\n");
+        coordInfo(s, &b);
         bufPrintf(&b, "\r\n");
     }
     if (infoWants("replication", args, nargs)) {
@@ -444,7 +473,8 @@ void cmdInfo(client *c) {
         storeStats st;
         storeGetStats(s->st, &st);
         bufPrintf(&b, "# Keyspace\r\n");
-        if (st.live_keys) bufPrintf(&b, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", st.live_keys);
+        if (st.live_keys)
+            bufPrintf(&b, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", st.live_keys);
         bufPrintf(&b, "\r\n");
     }
     if (b.len >= 2) b.len -= 2; /* no blank line after the last section */
@@ -461,8 +491,8 @@ void cmdTime(client *c) {
 
 void cmdShutdown(client *c) {
     for (size_t i = 1; i < c->argc; i++) {
-        if (!argIs(&c->argv[i], "nosave") && !argIs(&c->argv[i], "save") && !argIs(&c->argv[i], "now") &&
-            !argIs(&c->argv[i], "force")) {
+        if (!argIs(&c->argv[i], "nosave") && !argIs(&c->argv[i], "save") &&
+            !argIs(&c->argv[i], "now") && !argIs(&c->argv[i], "force")) {
             replySyntaxError(c);
             return;
         }

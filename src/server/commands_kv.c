@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/coordinator.h"
 #include "server/events.h"
 #include "server/replication.h"
 #include "server/internal.h"
@@ -643,6 +644,15 @@ command serverCommands[] = {
      "Cluster members: id, host, tcp, udp, state, incarnation, ms since change", 0},
     {"dmkv.pushpull", cmdPushPull, 2, CMD_PEER, 0, 0, 0, "Node-to-node membership exchange", 0},
     {"dmkv.repl", cmdRepl, 2, CMD_PEER | W, 0, 0, 0, "Node-to-node replication of writes", 0},
+    {"lock", cmdLock, -2, 0, 1, 1, 1,
+     "LOCK name [ttl_ms] [wait_ms]: take a distributed lock; the fencing token", 0},
+    {"unlock", cmdUnlock, 3, 0, 1, 1, 1, "UNLOCK name token: release a lock", 0},
+    {"renew", cmdRenew, 4, 0, 1, 1, 1, "RENEW name token ttl_ms: extend a lock's lease", 0},
+    {"locks", cmdLocks, 1, R, 0, 0, 0, "Locks, holders, tokens and queues", 0},
+    {"leader", cmdLeader, 1, F, 0, 0, 0, "The lock coordinator (Raft leader)", 0},
+    {"raft", cmdRaft, -3, CMD_ADMIN, 0, 0, 0, "RAFT ADD id host:port | RAFT REMOVE id", 0},
+    {"dmkv.lockop", cmdLockop, 2, CMD_PEER, 0, 0, 0,
+     "Node-to-node: a lock operation for the leader", 0},
     {"dmkv.sync", cmdSync, 2, CMD_PEER, 0, 0, 0,
      "Node-to-node anti-entropy: a page of the change feed", 0},
 };

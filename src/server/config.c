@@ -55,6 +55,15 @@ static int parseInt(const char *s, long long lo, long long hi, long long *out) {
     return 0;
 }
 
+int serverRaftPortFor(const serverConfig *cfg, int tcp_port) {
+    /* +2000, not +1000: the prototype's default gossip ports are the
+     * client ports + 1000. */
+    int offset = cfg->raft_port ? cfg->raft_port - cfg->tcp_port : 2000;
+    int p = tcp_port + offset;
+    if (!cfg->raft_port && p > 65535) p = tcp_port - 2000; /* the default, near the top */
+    return p;
+}
+
 int serverParsePeer(char *e, serverPeer *out, char *why, size_t whylen) {
     const char *orig_shape = "must look like host:tcp=id or host:tcp:udp=id";
     memset(out, 0, sizeof *out);
@@ -165,6 +174,10 @@ void serverPrintHelp(void) {
            "  --max-db-size BYTES     the most the data file may grow to [16gb]\n"
            "  --log-level LEVEL       debug | info | warn | error [info]\n"
            "  --advertise ADDR        address other nodes use for this one [--host]\n"
+           "  --raft-port PORT        lock coordinator (Raft) port; every node must use the\n"
+           "                          same offset from its --tcp port [--tcp + 2000]\n"
+           "  --raft-join             start without a Raft configuration and wait to be\n"
+           "                          added with RAFT ADD on the leader (docs/LOCKS.md)\n"
            "  --cluster-key KEYS      base64 cluster keys, comma-separated; the first\n"
            "                          encrypts, all decrypt (dmkv keygen makes one) [none]\n"
            "  --cluster-key-file PATH file with one base64 key per line [none]\n"
@@ -201,6 +214,8 @@ enum {
     OPT_MAXDB,
     OPT_LOGLEVEL,
     OPT_ADVERTISE,
+    OPT_RAFTPORT,
+    OPT_RAFTJOIN,
     OPT_CLUSTERKEY,
     OPT_CLUSTERKEYFILE,
     OPT_G_PROBE_INTERVAL,
@@ -251,6 +266,8 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         {"max-db-size", required_argument, 0, OPT_MAXDB},
         {"log-level", required_argument, 0, OPT_LOGLEVEL},
         {"advertise", required_argument, 0, OPT_ADVERTISE},
+        {"raft-port", required_argument, 0, OPT_RAFTPORT},
+        {"raft-join", no_argument, 0, OPT_RAFTJOIN},
         {"cluster-key", required_argument, 0, OPT_CLUSTERKEY},
         {"cluster-key-file", required_argument, 0, OPT_CLUSTERKEYFILE},
         {"probe-interval-ms", required_argument, 0, OPT_G_PROBE_INTERVAL},
@@ -287,6 +304,14 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             if (parseInt(optarg, 1, 65535, &v))
                 FAIL("--tcp must be a port 1..65535, got '%s'", optarg);
             cfg->tcp_port = (int)v;
+            break;
+        case OPT_RAFTPORT:
+            if (parseInt(optarg, 1, 65535, &v))
+                FAIL("--raft-port must be a port 1..65535, got '%s'", optarg);
+            cfg->raft_port = (int)v;
+            break;
+        case OPT_RAFTJOIN:
+            cfg->raft_join = true;
             break;
         case OPT_UDP:
             if (parseInt(optarg, 1, 65535, &v))
@@ -423,6 +448,9 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         if (cfg->id > 59535) FAIL("--udp is required when --id is above 59535");
         cfg->udp_port = 6000 + (int)cfg->id;
     }
+    if (cfg->raft_port == 0) cfg->raft_port = serverRaftPortFor(cfg, cfg->tcp_port);
+    if (cfg->raft_port == cfg->tcp_port || cfg->raft_port == cfg->udp_port)
+        FAIL("--raft-port %d is already the client or gossip port", cfg->raft_port);
     char gerr[256];
     if (gossipConfigCheck(&cfg->gossip, gerr, sizeof gerr) != 0) FAIL("%s", gerr);
     if (!data_dir_set)

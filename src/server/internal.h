@@ -47,6 +47,12 @@ struct client {
     size_t qpos;
     bool authenticated;
     bool paused_for_output;
+    /* Waiting for something outside the loop iteration (a lock grant, the
+     * acknowledgements of a serialized write): its later commands wait,
+     * and on_free runs if the connection closes meanwhile. */
+    bool blocked;
+    void (*on_free)(client *c);
+    bool holds_locks; /* took part in the lock table: tell it when closing */
     char *name;
     char lib_name[64];
     char lib_ver[32];
@@ -96,8 +102,9 @@ struct server {
     serverConfig cfg;
     struct keyring *keys; /* cluster keyring, NULL without --cluster-key */
     struct cluster *cl;
-    void *events; /* the event sink (events.c), NULL without --logger-addr */
-    void *repl;   /* replication state (replication.c) */
+    void *events;        /* the event sink (events.c), NULL without --logger-addr */
+    void *repl;          /* replication state (replication.c) */
+    struct coord *coord; /* the lock coordinator (coordinator.c) */
     uint64_t events_total;
     struct uv_loop_s *loop;
     netServer *net;
@@ -109,6 +116,7 @@ struct server {
      * entry numbers this node's writes. Saved with the batch it changes. */
     vclock summary;
     bool summary_dirty;
+    uint64_t write_token; /* fencing token for the versions being written (--use-mutex 1) */
     buf scratch;
     client *clients;
     size_t nclients;
@@ -141,6 +149,17 @@ void serverNewVersion(server *s, storeVersion *v);
  * STORE_OK or STORE_ERR. */
 int serverCommitNow(server *s);
 const command *serverLookupCommand(const char *name, size_t len);
+/* Blocks the client after its current command: no reply yet, and its
+ * later commands wait. Unblock after appending the reply; the client's
+ * waiting commands then run. */
+void serverBlock(client *c, void (*on_free)(client *c));
+void serverUnblock(client *c);
+/* The client with this id, or NULL when it has gone. */
+client *serverFindClient(server *s, uint64_t id);
+
+/* mutex.c: serialized writes (--use-mutex 1). */
+bool mutexWanted(server *s, const command *cmd);
+void mutexExecute(client *c, const command *cmd);
 const command *serverCommandTable(size_t *n);
 uint64_t serverUptimeMs(const server *s);
 

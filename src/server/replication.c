@@ -91,11 +91,26 @@ typedef struct replPeer {
     bool member; /* in the cluster (not left) as of the last tick */
 } replPeer;
 
+/* Writes waiting for every member's acknowledgement (serialized writes):
+ * one group per flush, done when its last batch is answered. */
+typedef struct ackWaiter {
+    replicationAckedFn fn;
+    void *ctx;
+} ackWaiter;
+
+typedef struct ackGroup {
+    uint32_t outstanding;
+    ackWaiter *w;
+    size_t n;
+} ackGroup;
+
 typedef struct replState {
     server *srv;
+    ackWaiter *ack_pending; /* for the batch being built */
+    size_t nack_pending, capack_pending;
     replPeer **peers;
     size_t npeers;
-    uint64_t received_batches, applied, ignored, conflicts, rejected, stale;
+    uint64_t received_batches, applied, ignored, conflicts, rejected, stale, fenced;
     uint64_t sync_served, sync_pages_sent, tombstones_collected;
     uint64_t generation; /* advanced when a store batch fails */
     uint64_t epoch;      /* this run's change feed numbering */
@@ -229,9 +244,37 @@ void replicationQueue(server *s, const void *key, size_t klen, const storeRecord
     clusterForEachAlive(s->cl, queueForMember, &q);
 }
 
+static void ackGroupFire(server *s, ackGroup *g, const char *err) {
+    for (size_t i = 0; i < g->n; i++) g->w[i].fn(s, g->w[i].ctx, err);
+    free(g->w);
+    free(g);
+}
+
+void replicationOnAcked(server *s, replicationAckedFn fn, void *ctx) {
+    replState *r = replOf(s);
+    if (r->nack_pending == r->capack_pending) {
+        r->capack_pending = r->capack_pending ? r->capack_pending * 2 : 8;
+        r->ack_pending = xrealloc(r->ack_pending, r->capack_pending * sizeof *r->ack_pending);
+    }
+    r->ack_pending[r->nack_pending++] = (ackWaiter){fn, ctx};
+}
+
+/* Takes the waiters of the batch just committed (or failed) into a group. */
+static ackGroup *ackGroupTake(replState *r) {
+    if (!r->nack_pending) return NULL;
+    ackGroup *g = xcalloc(1, sizeof *g);
+    g->w = r->ack_pending;
+    g->n = r->nack_pending;
+    r->ack_pending = NULL;
+    r->nack_pending = r->capack_pending = 0;
+    return g;
+}
+
 void replicationDiscard(server *s) {
     replState *r = s->repl;
     if (!r) return;
+    ackGroup *g = ackGroupTake(r);
+    if (g) ackGroupFire(s, g, "the write batch failed");
     /* Records applied in the failed batch are gone: every read position
      * that counted them is void, so the next reads start over. */
     r->generation++;
@@ -248,6 +291,7 @@ typedef struct sendCtx {
     server *s;
     uint32_t peer_id;
     uint32_t records;
+    ackGroup *group;
 } sendCtx;
 
 static void onReplReply(void *ctx, const respReply *reply, const char *err) {
@@ -273,12 +317,19 @@ static void onReplReply(void *ctx, const respReply *reply, const char *err) {
             p->records_sent += x->records;
         }
     }
+    /* A member that failed to answer is not live: it is left to
+     * anti-entropy, and does not hold the write back. */
+    if (x->group && --x->group->outstanding == 0) ackGroupFire(x->s, x->group, NULL);
     free(x);
 }
 
 void replicationFlush(server *s) {
     replState *r = s->repl;
     if (!r) return;
+    ackGroup *g = ackGroupTake(r);
+    if (g) {
+        g->outstanding = 1; /* held until every send below is counted */
+    }
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];
         if (!p->pending_count) continue;
@@ -300,6 +351,8 @@ void replicationFlush(server *s) {
         x->s = s;
         x->peer_id = p->id;
         x->records = p->pending_count;
+        x->group = g;
+        if (g) g->outstanding++;
         p->batches_sent++;
         if (p->sent_count < REPL_LAG_SLOTS) {
             p->sent_ms[(p->sent_head + p->sent_count) % REPL_LAG_SLOTS] = timeMonoMs();
@@ -309,6 +362,7 @@ void replicationFlush(server *s) {
         bufClear(&p->pending);
         p->pending_count = 0;
     }
+    if (g && --g->outstanding == 0) ackGroupFire(s, g, NULL);
 }
 
 /* ---- applying records (push and anti-entropy) ---- */
@@ -358,6 +412,11 @@ static applyResult replApply(server *s, replState *r, replBatchReader *rd, uint3
             bufAppend(&old_val, cur.value, cur.value_len);
             stored.ver.vclock = (const uint8_t *)old_vc.data;
             stored.value = old_val.data;
+        }
+        /* A write under the mutex older than the one held is refused. */
+        if (rc == STORE_OK && in.ver.token && stored.ver.token > in.ver.token) {
+            r->fenced++;
+            continue;
         }
         replDecision d = replDecide(rc == STORE_OK ? &stored.ver : NULL, &in.ver);
         if (d == REPL_KEEP) {
@@ -926,12 +985,13 @@ void replicationInfo(server *s, buf *out) {
     }
     bufPrintf(out,
               "peers:%zu\r\nbatches_received:%" PRIu64 "\r\nwrites_applied:%" PRIu64
-              "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nconflicts:%" PRIu64
-              "\r\nbatches_rejected:%" PRIu64 "\r\nanti_entropy_rounds:%" PRIu64
-              "\r\nanti_entropy_keys_repaired:%" PRIu64 "\r\nanti_entropy_pages_served:%" PRIu64
-              "\r\ntombstones_collected:%" PRIu64 "\r\n",
-              r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->conflicts,
-              r->rejected, rounds, repaired, r->sync_pages_sent, r->tombstones_collected);
+              "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nwrites_fenced:%" PRIu64
+              "\r\nconflicts:%" PRIu64 "\r\nbatches_rejected:%" PRIu64
+              "\r\nanti_entropy_rounds:%" PRIu64 "\r\nanti_entropy_keys_repaired:%" PRIu64
+              "\r\nanti_entropy_pages_served:%" PRIu64 "\r\ntombstones_collected:%" PRIu64 "\r\n",
+              r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->fenced,
+              r->conflicts, r->rejected, rounds, repaired, r->sync_pages_sent,
+              r->tombstones_collected);
     uint64_t now = timeMonoMs();
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];

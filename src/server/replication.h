@@ -18,6 +18,12 @@ void replicationQueue(server *s, const void *key, size_t klen, const storeRecord
 void replicationFlush(server *s);
 /* The iteration's batch failed: what was queued was never applied. */
 void replicationDiscard(server *s);
+/* Calls fn once every ALIVE member has acknowledged the writes of the
+ * current store batch (err NULL), or when the batch failed (err says
+ * why). With no member alive, right after the commit. */
+typedef void (*replicationAckedFn)(server *s, void *ctx, const char *err);
+void replicationOnAcked(server *s, replicationAckedFn fn, void *ctx);
+
 /* Whether any other member (alive or not, not left) is known: without
  * one, a delete needs no tombstone. */
 bool replicationHasMembers(server *s);

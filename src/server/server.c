@@ -22,6 +22,7 @@
 #include "crypt/crypt.h"
 #include "server/cluster.h"
 #include "server/events.h"
+#include "server/coordinator.h"
 #include "server/replication.h"
 #include "server/internal.h"
 #include "util/log.h"
@@ -136,7 +137,7 @@ void serverNewVersion(server *s, storeVersion *v) {
     bufClear(&s->scratch);
     vclockEncode(&s->clock.vc, &s->scratch);
     v->lamport = s->clock.lamport;
-    v->token = 0;
+    v->token = s->write_token;
     v->origin = s->cfg.id;
     v->seq = vclockIncrement(&s->summary, s->cfg.id);
     v->change_seq = 0;
@@ -305,6 +306,10 @@ static void serverBeforeFlush(void *ctx) {
 
 static void clientFree(client *c) {
     server *s = c->srv;
+    if (c->on_free)
+        c->on_free(c);
+    else if (c->holds_locks)
+        coordClientClosed(s, c);
     if (c->batch_writes) {
         /* Unlink from the open batch; its writes stay in the batch. */
         for (client **pp = &s->batch_clients; *pp; pp = &(*pp)->batch_next) {
@@ -391,6 +396,10 @@ static void clientExecute(client *c) {
     }
     c->last_cmd = cmd;
     ((command *)cmd)->calls++;
+    if (mutexWanted(c->srv, cmd)) {
+        mutexExecute(c, cmd);
+        return;
+    }
     cmd->proc(c);
     if (c->batch_writes) c->batch_tail = c->out->len;
 }
@@ -399,7 +408,7 @@ static void clientExecute(client *c) {
 static void clientProcessInput(client *c) {
     server *s = c->srv;
     buf *in = netConnInput(c->conn);
-    while (!netConnClosing(c->conn) && c->qpos < in->len) {
+    while (!c->blocked && !netConnClosing(c->conn) && c->qpos < in->len) {
         if (netConnPendingBytes(c->conn) > OUTPUT_PAUSE_BYTES) {
             /* The client is not reading its replies: stop executing its
              * pipeline until they drain. */
@@ -464,6 +473,25 @@ static void clientProcessInput(client *c) {
     if (c->out->len) netConnWantFlush(c->conn);
 }
 
+void serverBlock(client *c, void (*on_free)(client *c)) {
+    c->blocked = true;
+    c->on_free = on_free;
+}
+
+void serverUnblock(client *c) {
+    if (!c->blocked) return;
+    c->blocked = false;
+    c->on_free = NULL;
+    netConnWantFlush(c->conn);
+    if (!c->paused_for_output) clientProcessInput(c);
+}
+
+client *serverFindClient(server *s, uint64_t id) {
+    for (client *c = s->clients; c; c = c->next)
+        if (c->id == id) return c;
+    return NULL;
+}
+
 static void onData(void *ctx, netConn *conn) {
     (void)ctx;
     client *c = netConnGetData(conn);
@@ -524,11 +552,16 @@ static void onNetClosed(void *ctx) {
     uv_close((uv_handle_t *)&a->sync_timer, NULL);
 }
 
+static void onCoordStopped(void *ctx) {
+    server *s = ctx;
+    netServerShutdown(s->net, onNetClosed);
+}
+
 static void onClusterStopped(void *ctx) {
     server *s = ctx;
     replicationStop(s);
     eventsStop(s);
-    netServerShutdown(s->net, onNetClosed);
+    coordStop(s, onCoordStopped, s);
 }
 
 static void agentStop(server *s) {
@@ -543,7 +576,7 @@ static void agentStop(server *s) {
         clusterStop(s->cl, onClusterStopped, s);
     } else {
         eventsStop(s);
-        netServerShutdown(s->net, onNetClosed);
+        coordStop(s, onCoordStopped, s);
     }
 }
 
@@ -613,8 +646,14 @@ int serverRun(const serverConfig *cfg) {
         agentAbortLoop(a);
         goto out_store;
     }
+    if (coordStart(s, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv agent: %s\n", err);
+        agentAbortLoop(a);
+        goto out_store;
+    }
     if (eventsStart(s, &a->loop, err, sizeof err) != 0) {
         fprintf(stderr, "dmkv agent: %s\n", err);
+        coordStop(s, NULL, NULL);
         agentAbortLoop(a);
         goto out_store;
     }
@@ -622,10 +661,12 @@ int serverRun(const serverConfig *cfg) {
     if (!s->cl) {
         fprintf(stderr, "dmkv agent: %s\n", err);
         eventsStop(s);
+        coordStop(s, NULL, NULL);
         agentAbortLoop(a);
         goto out_store;
     }
     replicationStart(s);
+    coordWatchMembers(s);
     uv_signal_init(&a->loop, &a->sigint);
     uv_signal_init(&a->loop, &a->sigterm);
     a->sigint.data = a->sigterm.data = a;

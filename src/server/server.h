@@ -18,6 +18,8 @@ typedef struct serverConfig {
     char host[256];        /* address to bind (--host / --bind) */
     int tcp_port;          /* client port */
     int udp_port;          /* gossip port */
+    int raft_port;         /* lock coordinator (Raft) port; every node uses the same offset from --tcp (default +2000) */
+    bool raft_join;        /* start with no Raft configuration and wait to be added */
     char data_dir[1024];
     storeFsync fsync;
     char requirepass[512]; /* empty: no password */
@@ -58,6 +60,9 @@ typedef struct serverPeer {
 
 /* Parses one entry (modified in place). Returns 0, or -1 with a reason. */
 int serverParsePeer(char *entry, serverPeer *out, char *why, size_t whylen);
+
+/* The Raft port of a node with this client port, given our own offset. */
+int serverRaftPortFor(const serverConfig *cfg, int tcp_port);
 
 /* Parses sizes like 512mb, 64k, 1gb, 1000 (bytes). Returns 0 or -1. */
 int parseBytes(const char *s, uint64_t *out);

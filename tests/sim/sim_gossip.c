@@ -47,22 +47,9 @@
 #include "gossip/codec.h"
 #include "gossip/gossip.h"
 
+#include "simrng.h"
+
 /* ---- Generator (the simulator's own; the nodes have theirs) ----------- */
-
-typedef struct simRng {
-    uint64_t s;
-} simRng;
-
-static uint64_t simRand(simRng *r) {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t simBelow(simRng *r, uint64_t n) {
-    return simRand(r) % n;
-}
 
 static double simUnit(simRng *r) {
     return (double)(simRand(r) >> 11) / 9007199254740992.0;
