@@ -42,6 +42,7 @@ struct cluster {
     uv_loop_t *loop;
     gossip *g;
     void (*on_dead)(void *ctx, uint32_t id); /* the coordinator: release a dead node's locks */
+    bool met_same_mode; /* a member with our --use-mutex was seen: we belong */
     void *on_dead_ctx;
     uv_udp_t udp;
     uv_timer_t tick_timer;
@@ -183,6 +184,29 @@ static void saveIncarnation(cluster *c, uint64_t inc) {
         logWarn("cannot save the gossip incarnation: %s", storeError(c->srv->st));
 }
 
+/* Every node of a cluster must run the same --use-mutex: a node that
+ * meets the other mode before any member of its own is the newcomer, and
+ * is refused (it stops with exit status 1). */
+static int clusterCheckMode(cluster *c, uint32_t id) {
+    gossipMember m;
+    if (!gossipLookup(c->g, id, &m) || m.meta_len < 2 || m.meta[0] != CLUSTER_META_VERSION) return 0;
+    if (m.meta[1] == (uint8_t)c->srv->cfg.use_mutex) {
+        c->met_same_mode = true;
+        return 0;
+    }
+    if (c->met_same_mode) {
+        logError("member %" PRIu32 " runs --use-mutex %u but this cluster runs --use-mutex %d: it is refused", id,
+                 (unsigned)m.meta[1], c->srv->cfg.use_mutex);
+        return 0;
+    }
+    logError("refused: this cluster runs --use-mutex %u (member %" PRIu32 ") but this node runs --use-mutex %d; "
+             "every node must use the same mode",
+             (unsigned)m.meta[1], id, c->srv->cfg.use_mutex);
+    c->srv->exit_code = 1;
+    if (c->srv->request_stop) c->srv->request_stop(c->srv);
+    return -1;
+}
+
 static void handleEvents(cluster *c) {
     gossipEvent ev;
     uint32_t self = gossipSelfId(c->g);
@@ -195,6 +219,7 @@ static void handleEvents(cluster *c) {
             continue;
         }
         if (ev.old_state == ev.new_state) continue;
+        if (ev.new_state == GOSSIP_ALIVE && clusterCheckMode(c, ev.id) != 0) return;
         if (ev.new_state == GOSSIP_DEAD && c->on_dead) c->on_dead(c->on_dead_ctx, ev.id);
         if (eventsEnabled(c->srv)) {
             char detail[96];

@@ -78,6 +78,8 @@ typedef struct coordWait {
     coordAcquireFn cb;    /* NULL: a LOCK command, answered on the client */
     void *cb_ctx;
     bool submitted, cancelling;
+    bool confirming;       /* granted here as a follower: checking it still holds */
+    uint64_t submitted_ms; /* when the ACQUIRE went out: no lease can end before ttl after it */
     struct coordWait *next;
 } coordWait;
 
@@ -118,7 +120,8 @@ struct coord {
     void (*stop_done)(void *ctx);
     void *stop_ctx;
     int handles_open;
-    uint64_t proposed, forwarded, retried, grants_seen, expired, given_up, lockops_served;
+    uint64_t proposed, forwarded, retried, grants_seen, expired, given_up, lockops_served,
+        stale_grants;
 };
 
 static coord *coordOf(server *s) {
@@ -349,20 +352,60 @@ static void onAcquireResult(coord *co, uint64_t req, const lockResult *r, const 
         waitEnd(co, w, 0, err);
         return;
     }
-    switch (r->status) {
-    case LOCK_OK:
-        waitEnd(co, w, r->token, NULL);
-        break;
-    case LOCK_QUEUED:
-        break; /* the grant wakes it */
-    default:
+    /* A grant (now or later) reaches the client only through this node's
+     * own apply of it: a result can arrive before or after that apply, and
+     * must not deliver a grant twice or out of order. */
+    if (r->status != LOCK_OK && r->status != LOCK_QUEUED)
         waitEnd(co, w, 0, lockStatusMessage((lockStatus)r->status));
-        break;
+}
+
+static void waitSubmit(coord *co, coordWait *w);
+
+/* A follower may apply a grant late: after a partition, or while catching
+ * up, the lease may have run out at the leader and the lock moved on. So
+ * before the client hears of it, a RENEW through the log checks that the
+ * grant still holds and starts its lease again; if it does not, the wait
+ * asks again. */
+static void onConfirmResult(coord *co, uint64_t req, const lockResult *r, const char *err) {
+    coordWait *w = waitByReq(co, req);
+    if (!w || !w->confirming) return;
+    w->confirming = false;
+    if (r && r->status == LOCK_OK) {
+        waitEnd(co, w, r->token, NULL);
+    } else if (r && r->status == LOCK_ERR_NOT_HOLDER) {
+        co->stale_grants++;
+        w->req = ++co->next_req;
+        waitSubmit(co, w);
+    } else {
+        waitEnd(co, w, 0, err ? err : lockStatusMessage((lockStatus)r->status));
     }
+}
+
+/* The leader starts a lease when it applies the grant, which is after the
+ * ACQUIRE was sent; a node that gossip declares DEAD takes seconds to be
+ * found out. So a grant applied within half the lease (or a second) of the
+ * request cannot have been taken back yet: it needs no check. */
+static bool grantFresh(const coordWait *w) {
+    uint64_t bound = w->ttl_ms ? w->ttl_ms / 2 : 1000;
+    if (bound > 1000) bound = 1000;
+    return timeMonoMs() - w->submitted_ms < bound;
+}
+
+static void waitConfirm(coord *co, coordWait *w, uint64_t token) {
+    w->confirming = true;
+    lockOp op = {.kind = LOCK_OP_RENEW,
+                 .req = w->req,
+                 .name = (const uint8_t *)w->name.data,
+                 .name_len = w->name.len,
+                 .owner = ownerOf(co, w->client),
+                 .token = token,
+                 .ttl_ms = w->ttl_ms};
+    coordSubmit(co, &op, onConfirmResult, w->req);
 }
 
 static void waitSubmit(coord *co, coordWait *w) {
     w->submitted = true;
+    w->submitted_ms = timeMonoMs();
     lockOp op = {.kind = LOCK_OP_ACQUIRE,
                  .req = w->req,
                  .name = (const uint8_t *)w->name.data,
@@ -390,14 +433,14 @@ static coordWait *waitAdd(coord *co, uint64_t client_id, const char *name, size_
 static void onCancelResult(coord *co, uint64_t req, const lockResult *r, const char *err) {
     (void)err;
     coordWait *w = waitByReq(co, req);
+    if (!w) return; /* the grant was applied here first: the client holds it */
     if (r && r->status == LOCK_ALREADY_GRANTED) {
-        if (w) {
-            /* Granted just as the wait ran out: the client gets the lock. */
-            waitEnd(co, w, r->token, NULL);
-        }
-        return;
+        /* Granted just as the wait ran out, not yet applied here: the
+         * client gets nil, and the grant is given back. */
+        lockOwner o = ownerOf(co, w->client);
+        submitRelease(co, &o, (const uint8_t *)w->name.data, w->name.len, r->token);
     }
-    if (w) waitEnd(co, w, 0, NULL);
+    waitEnd(co, w, 0, NULL);
 }
 
 /* ---- the state machine ---- */
@@ -439,16 +482,18 @@ static void fsmApply(void *ctx, uint64_t index, const uint8_t *data, size_t len,
         if ((uint32_t)(g->owner.client >> 32) == co->run) {
             uint64_t cid = g->owner.client & 0xffffffffu;
             for (coordWait *x = co->waits; x; x = x->next)
-                if (x->client == cid && x->name.len == g->name_len &&
+                if (x->req == g->req && x->client == cid && x->name.len == g->name_len &&
                     !memcmp(x->name.data, g->name, g->name_len)) {
                     w = x;
                     break;
                 }
         }
-        if (w)
+        if (!w)
+            submitRelease(co, &g->owner, g->name, g->name_len, g->token); /* nobody waits for it */
+        else if (co->leader || grantFresh(w))
             waitEnd(co, w, g->token, NULL);
         else
-            submitRelease(co, &g->owner, g->name, g->name_len, g->token); /* nobody waits for it */
+            waitConfirm(co, w, g->token);
     }
 }
 
@@ -819,12 +864,13 @@ void coordInfo(server *s, buf *out) {
         "coordinator_ready:%d\r\nlocks:%zu\r\nlock_waiters:%zu\r\nlast_token:%" PRIu64
         "\r\nlocal_waiting:%zu\r\nops_queued:%zu\r\nops_proposed:%" PRIu64
         "\r\nops_forwarded:%" PRIu64 "\r\nops_retried:%" PRIu64 "\r\nops_given_up:%" PRIu64
-        "\r\nlockops_served:%" PRIu64 "\r\ngrants:%" PRIu64 "\r\nleases_expired:%" PRIu64 "\r\n",
+        "\r\nlockops_served:%" PRIu64 "\r\ngrants:%" PRIu64 "\r\nleases_expired:%" PRIu64
+        "\r\nstale_grants:%" PRIu64 "\r\n",
         raftNodeStateName(st.state), st.term, leader, addr, st.commit_index, st.last_applied,
         st.voters, st.snapshots_taken, st.auth_rejected, s->cfg.raft_port, co->ready,
         lockTableLockCount(co->table), lockTableWaiterCount(co->table),
         lockTableLastToken(co->table), waiting, queued, co->proposed, co->forwarded, co->retried,
-        co->given_up, co->lockops_served, co->grants_seen, co->expired);
+        co->given_up, co->lockops_served, co->grants_seen, co->expired, co->stale_grants);
 }
 
 /* ---- serialized writes ---- */

@@ -106,3 +106,17 @@ def test_mutex_events_are_logged_and_locks_are_released_after_each_write(make_ag
     for i in range(20):
         assert n[i % 3].call("SET", "k%d" % (i % 4), "v%d" % i) == "OK"
     wait_until(lambda: all(a.call("LOCKS") == [] for a in n), 5, "no lock left held")
+
+
+def test_a_node_with_the_other_mode_is_refused_at_join(make_agent):
+    from dmkvtest import free_gossip_ports, peers_arg
+    n = cluster(make_agent, 1)
+    (t, u), = free_gossip_ports(1)
+    seed = peers_arg([("127.0.0.1", n[0].port, n[0].udp_port, n[0].node_id)], with_udp=True)
+    odd = make_agent("--udp", u, "--peers", seed, "--use-mutex", "0", name="node9", node_id=9, port=t)
+    wait_until(lambda: odd.proc.poll() is not None, 15, "the node with the other mode to stop")
+    assert odd.proc.returncode == 1
+    assert "refused: this cluster runs --use-mutex 1" in odd.read_log()
+    # The cluster itself carries on, in its mode.
+    assert n[0].call("INCR", "still") == 1
+    assert all(a.proc.poll() is None for a in n)

@@ -244,3 +244,145 @@ def test_writes_on_both_sides_of_a_partition_converge_after_the_heal(lab3):
         assert a.call("GET", "old0") is None and a.call("GET", "old2") is None
         assert a.call("GET", "old3") == b"changed-in-minority"
         assert a.call("GET", "both7") in (b"majority7", b"minority7")
+
+
+# ---- lock safety under leader crashes and a partition ----
+
+class FencingResource:
+    """Accepts a critical section only with a token at least the last one
+    it accepted, and records every section so overlaps can be checked."""
+
+    def __init__(self):
+        import threading
+        self.mu = threading.Lock()
+        self.last = 0
+        self.inside = None
+        self.sections = []  # (token, begin, end)
+        self.rejected = []
+        self.overlaps = []
+
+    def begin(self, token):
+        with self.mu:
+            if token < self.last:
+                self.rejected.append((token, self.last))
+                return False
+            if self.inside is not None:
+                self.overlaps.append((self.inside, token))
+            self.last = token
+            self.inside = token
+            return time.monotonic()
+
+    def end(self, token, began):
+        with self.mu:
+            if self.inside == token:
+                self.inside = None
+            self.sections.append((token, began, time.monotonic()))
+
+
+def leader_of(agents):
+    for a in agents:
+        if not a.running():
+            continue
+        try:
+            r = a.call("LEADER", timeout=2)
+        except Exception:
+            continue
+        if r:
+            return r[0]
+    return None
+
+
+def coordinators_ready(agents):
+    try:
+        return all(a.info("coordinator")["coordinator_ready"] == 1 for a in agents)
+    except Exception:
+        return False
+
+
+def test_lock_safety_while_the_leader_is_killed_5_times_and_partitioned_once(lab3):
+    import threading
+    lab, agents = lab3
+    for a in agents:
+        a.start()
+    wait_for(lambda: all_alive_everywhere(agents), CONVERGE_S, "3 agents to converge")
+    wait_for(lambda: coordinators_ready(agents), 20, "every lock coordinator ready")
+    res = FencingResource()
+    stop = threading.Event()
+    rounds = {a.node_id: 0 for a in agents}
+    errors = {a.node_id: 0 for a in agents}
+    history = []
+
+    def client(agent):
+        conn = None
+        deadline = time.monotonic() + 240
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = lab.resp(agent.host, agent.addr, agent.tcp, timeout=10)
+                t_req = time.monotonic()
+                token = conn.call("LOCK", "fence", 3000, 5000, timeout=10)
+                history.append((agent.node_id, token, round(t_req, 3), round(time.monotonic(), 3)))
+                if token is None:
+                    continue
+                began = res.begin(token)
+                if began is not False:
+                    time.sleep(0.005)
+                    res.end(token, began)
+                conn.call("UNLOCK", "fence", token, timeout=10)
+                rounds[agent.node_id] += 1
+            except Exception:
+                errors[agent.node_id] += 1
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                conn = None
+                time.sleep(0.2)
+
+    threads = [threading.Thread(target=client, args=(a,)) for a in agents]
+    for t in threads:
+        t.start()
+    try:
+        by_id = {a.node_id: a for a in agents}
+        for k in range(5):
+            wait_for(lambda: leader_of(agents) is not None, 20, "a leader before kill %d" % (k + 1))
+            victim = by_id[leader_of(agents)]
+            before = dict(rounds)
+            victim.kill9()
+            t0 = time.monotonic()
+            wait_for(lambda: leader_of(agents) not in (None, victim.node_id), 20,
+                     "a new leader after kill %d" % (k + 1))
+            print("kill %d: node %d (leader) killed, new leader node %d after %.2f s"
+                  % (k + 1, victim.node_id, leader_of(agents), time.monotonic() - t0))
+            victim.start()
+            wait_for(lambda: all_alive_everywhere(agents) and coordinators_ready(agents), 30,
+                     "all three back after kill %d" % (k + 1))
+            wait_for(lambda: sum(rounds.values()) > sum(before.values()), 20, "lock progress after kill %d" % (k + 1))
+        victim = by_id[leader_of(agents)]
+        lab.isolate(victim.host)
+        t0 = time.monotonic()
+        wait_for(lambda: leader_of([a for a in agents if a is not victim]) not in (None, victim.node_id), 20,
+                 "the majority to elect a leader without node %d" % victim.node_id)
+        print("partition: node %d (leader) cut off; majority elected node %d after %.2f s"
+              % (victim.node_id, leader_of([a for a in agents if a is not victim]), time.monotonic() - t0))
+        before = sum(rounds.values())
+        wait_for(lambda: sum(rounds.values()) > before + 10, 20, "the majority to keep granting")
+        lab.heal()
+        wait_for(lambda: all_alive_everywhere(agents) and coordinators_ready(agents), HEAL_BOUND_S, "heal")
+        before = dict(rounds)
+        wait_for(lambda: all(rounds[i] > before[i] for i in rounds), 30, "every client to make progress after the heal")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    tokens = [s[0] for s in res.sections]
+    print("lock safety: %d critical sections, rounds per client %s, client errors %s, last token %d"
+          % (len(res.sections), rounds, errors, res.last))
+    if res.rejected:
+        print("LOCK replies of the rejected tokens (node, token, asked, answered):",
+              [h for h in history if h[1] in {r[0] for r in res.rejected}])
+    assert res.rejected == [], res.rejected[:5]
+    assert res.overlaps == [], res.overlaps[:5]
+    assert all(b > a for a, b in zip(tokens, tokens[1:])), "tokens not strictly increasing"
+    assert all(r > 10 for r in rounds.values()), rounds
