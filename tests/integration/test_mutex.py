@@ -120,3 +120,28 @@ def test_a_node_with_the_other_mode_is_refused_at_join(make_agent):
     # The cluster itself carries on, in its mode.
     assert n[0].call("INCR", "still") == 1
     assert all(a.proc.poll() is None for a in n)
+
+
+def test_a_fourth_node_is_added_to_the_coordinator_with_raft_add(make_agent):
+    from dmkvtest import free_gossip_ports, peers_arg
+    n = cluster(make_agent, 0)
+    (t, u), = free_gossip_ports(1)
+    seed = peers_arg([("127.0.0.1", n[0].port, n[0].udp_port, n[0].node_id)], with_udp=True)
+    new = make_agent("--udp", u, "--peers", seed, "--raft-join", name="node4", node_id=4, port=t)
+    leader_id, leader_addr, _ = n[0].call("LEADER")
+    leader = next(a for a in n if a.node_id == leader_id)
+    # Not the leader: the command says where to go.
+    follower = next(a for a in n if a.node_id != leader_id)
+    err = follower.call("RAFT", "ADD", 4, "127.0.0.1:%d" % (t + 2000))
+    assert "not the leader" in str(err)
+    assert leader.call("RAFT", "ADD", 4, "127.0.0.1:%d" % (t + 2000)) == "OK"
+    wait_until(lambda: parse_info(new.call("INFO", "coordinator"))["raft_voters"] == 4, 10,
+               "the new node to see 4 voters")
+    wait_until(lambda: parse_info(new.call("INFO", "coordinator"))["raft_leader"] == leader_id, 10,
+               "the new node to know the leader")
+    wait_until(lambda: parse_info(new.call("INFO", "coordinator"))["coordinator_ready"] == 1, 10,
+               "the new node's coordinator ready")
+    with new.conn() as c:
+        token = c.call("LOCK", "after-add", 0, 5000)
+        assert isinstance(token, int) and token > 0
+        assert n[0].call("LOCK", "after-add", 0, 300) is None  # held through node 4
