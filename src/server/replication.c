@@ -403,28 +403,26 @@ static applyResult replApply(server *s, replState *r, replBatchReader *rd, uint3
             r->stale++;
             continue;
         }
-        /* Copy what is stored: a put may move it. */
-        storeRecord stored = cur;
-        if (rc == STORE_OK) {
-            bufClear(&old_vc);
-            bufAppend(&old_vc, cur.ver.vclock, cur.ver.vclock_len);
-            bufClear(&old_val);
-            bufAppend(&old_val, cur.value, cur.value_len);
-            stored.ver.vclock = (const uint8_t *)old_vc.data;
-            stored.value = old_val.data;
-        }
         /* A write under the mutex older than the one held is refused. */
-        if (rc == STORE_OK && in.ver.token && stored.ver.token > in.ver.token) {
+        if (rc == STORE_OK && in.ver.token && cur.ver.token > in.ver.token) {
             r->fenced++;
             continue;
         }
-        replDecision d = replDecide(rc == STORE_OK ? &stored.ver : NULL, &in.ver);
+        replDecision d = replDecide(rc == STORE_OK ? &cur.ver : NULL, &in.ver);
         if (d == REPL_KEEP) {
             r->ignored++;
             continue;
         }
         storeRecord put = in;
         if (d == REPL_CONFLICT) {
+            /* Copy what is stored: the put may move it. */
+            storeRecord stored = cur;
+            bufClear(&old_vc);
+            bufAppend(&old_vc, cur.ver.vclock, cur.ver.vclock_len);
+            bufClear(&old_val);
+            bufAppend(&old_val, cur.value, cur.value_len);
+            stored.ver.vclock = (const uint8_t *)old_vc.data;
+            stored.value = old_val.data;
             r->conflicts++;
             replResolve(&stored, &in, &put, &merged_vc);
             char detail[160];
