@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CTEST_ARGS ?=
 
-.PHONY: all deps build test unit integration demo asan fuzz bench format clean
+.PHONY: all deps build test unit integration demo asan valgrind fuzz bench format clean
 
 all: build
 
@@ -36,6 +36,11 @@ asan: deps
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+
+# Every unit test program under valgrind memcheck (leaks included); the
+# suppressions cover only libraft's own uninitialised padding.
+valgrind: build
+	@./scripts/valgrind.sh $(BUILD)
 
 # Each libFuzzer target runs FUZZ_SECONDS from its committed seed corpus.
 fuzz: deps

@@ -6,7 +6,7 @@
 set -eu
 
 PACKAGES="
-build-essential cmake pkg-config clang
+build-essential cmake pkg-config clang valgrind
 libuv1-dev liblmdb-dev lmdb-utils libsodium-dev libcjson-dev libraft-dev libedit-dev
 libcmocka-dev libmicrohttpd-dev
 redis-tools redis-server

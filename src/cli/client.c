@@ -18,9 +18,9 @@
 
 #include "cli/cli.h"
 
-#define CLI_REPLY_MAX_BULK (1ull << 30)
+#define CLI_REPLY_MAX_BULK     (1ull << 30)
 #define CLI_REPLY_MAX_ELEMENTS (1u << 24)
-#define CLI_REPLY_MAX_DEPTH 16
+#define CLI_REPLY_MAX_DEPTH    16
 
 int cliParseNodes(const char *list, cliNode *out, int max, char *err, size_t errlen) {
     int n = 0;
@@ -219,14 +219,26 @@ static void appendQuoted(buf *out, const char *s, size_t len) {
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         switch (ch) {
-        case '\\': bufAppendStr(out, "\\\\"); break;
-        case '"': bufAppendStr(out, "\\\""); break;
-        case '\n': bufAppendStr(out, "\\n"); break;
-        case '\r': bufAppendStr(out, "\\r"); break;
-        case '\t': bufAppendStr(out, "\\t"); break;
+        case '\\':
+            bufAppendStr(out, "\\\\");
+            break;
+        case '"':
+            bufAppendStr(out, "\\\"");
+            break;
+        case '\n':
+            bufAppendStr(out, "\\n");
+            break;
+        case '\r':
+            bufAppendStr(out, "\\r");
+            break;
+        case '\t':
+            bufAppendStr(out, "\\t");
+            break;
         default:
-            if (ch < 32 || ch >= 127) bufPrintf(out, "\\x%02x", ch);
-            else bufAppendChar(out, (char)ch);
+            if (ch < 32 || ch >= 127)
+                bufPrintf(out, "\\x%02x", ch);
+            else
+                bufAppendChar(out, (char)ch);
         }
     }
     bufAppendChar(out, '"');
@@ -234,11 +246,20 @@ static void appendQuoted(buf *out, const char *s, size_t len) {
 
 static void formatAt(const respReply *r, buf *out, int indent) {
     switch (r->type) {
-    case RESP_STRING: bufAppend(out, r->str, r->len); break;
-    case RESP_ERROR: bufAppendStr(out, "(error) "); bufAppend(out, r->str, r->len); break;
-    case RESP_INTEGER: bufPrintf(out, "(integer) %lld", r->integer); break;
+    case RESP_STRING:
+        bufAppend(out, r->str, r->len);
+        break;
+    case RESP_ERROR:
+        bufAppendStr(out, "(error) ");
+        bufAppend(out, r->str, r->len);
+        break;
+    case RESP_INTEGER:
+        bufPrintf(out, "(integer) %lld", r->integer);
+        break;
     case RESP_NIL:
-    case RESP_NIL_ARRAY: bufAppendStr(out, "(nil)"); break;
+    case RESP_NIL_ARRAY:
+        bufAppendStr(out, "(nil)");
+        break;
     case RESP_BULK:
         if (r->len > 0 && isPlainText(r->str, r->len))
             bufAppend(out, r->str, r->len);
@@ -258,7 +279,8 @@ static void formatAt(const respReply *r, buf *out, int indent) {
             formatAt(r->element[i], out, indent + pre);
         }
         break;
-    default: bufAppendStr(out, "(unknown reply)");
+    default:
+        bufAppendStr(out, "(unknown reply)");
     }
 }
 

@@ -1,4 +1,4 @@
-/* Client verbs: dmkv cmd, get, put, del, incr, members, trace.
+/* Client verbs: dmkv cmd, get, put, del, incr, members, leader, trace.
  *
  * Each verb picks a node from --nodes (or $DMKV_NODES, or the default
  * single local node), sends one command and prints the reply readably. */
@@ -28,7 +28,13 @@ static void verbUsage(const char *verb) {
     else if (!strcmp(verb, "members"))
         printf("Usage: dmkv members [--node I] [--nodes LIST]\n\nPrints the cluster membership as "
                "node I sees it: id, client address,\ngossip port, state, incarnation and time "
-               "since the last change.\n");
+               "since the last change,\nthen the node that leads the lock coordinator (Raft): "
+               "`leader: node N (host:port)`,\nor `leader: none` while there is none.\n");
+    else if (!strcmp(verb, "leader"))
+        printf("Usage: dmkv leader [--node I] [--nodes LIST]\n\nPrints which node leads the lock "
+               "coordinator (the Raft leader) as node I\nsees it: `node N at host:port (term T)`. "
+               "Exit code 1 when node I knows of no\nleader (an election is under way, or too few "
+               "nodes are up to elect one).\n");
     else if (!strcmp(verb, "incr"))
         printf("Usage: dmkv incr [--node I] [--nodes LIST] KEY [BY]\n\n"
                "Adds 1 (or BY, a signed 64-bit integer) to the integer value of KEY on\n"
@@ -381,14 +387,130 @@ static void printMembers(const respReply *r, buf *out) {
     }
 }
 
+/* LEADER is [id, client address, term], or nil. Returns false (and
+ * leaves out alone) for any other shape. */
+static bool leaderParse(const respReply *r, long long *id, const char **addr, size_t *addrlen,
+                        long long *term) {
+    if (r->type != RESP_ARRAY || r->elements != 3 || r->element[0]->type != RESP_INTEGER ||
+        r->element[1]->type != RESP_BULK || r->element[2]->type != RESP_INTEGER)
+        return false;
+    *id = r->element[0]->integer;
+    *addr = r->element[1]->str;
+    *addrlen = r->element[1]->len;
+    *term = r->element[2]->integer;
+    return true;
+}
+
+/* The address, or "address unknown" while gossip has not told the node
+ * where the leader listens. */
+static void leaderAddr(buf *out, const char *addr, size_t len) {
+    if (len)
+        bufAppend(out, addr, len);
+    else
+        bufAppendStr(out, "address unknown");
+}
+
 int cliMainMembers(int argc, char **argv) {
     verbOpts o;
     size_t npos;
     int rc = verbArgs("members", argc, argv, 0, 0, &o, &npos);
     if (rc >= 0) return rc;
+    char err[512];
+    cliConn conn;
+    rc = cliConnectNode(&conn, &o.nodes[o.node], o.timeout_ms, o.password, err, sizeof err);
+    if (rc != CLI_OK) {
+        fprintf(stderr, "dmkv members: node %d: %s\n", o.node + 1, err);
+        return rc;
+    }
     const char *av[1] = {"MEMBERS"};
-    size_t al[1] = {7};
-    return verbRunWith("members", &o, 1, av, al, printMembers);
+    respReply *r = NULL;
+    if (cliCall(&conn, 1, av, NULL, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv members: node %d: %s\n", o.node + 1, err);
+        return CLI_UNREACHABLE;
+    }
+    buf out;
+    bufInit(&out);
+    if (r->type == RESP_ERROR) {
+        cliFormatReply(r, &out);
+        fprintf(stderr, "%.*s\n", (int)out.len, out.data);
+        bufFree(&out);
+        respReplyFree(r);
+        cliClose(&conn);
+        return CLI_SERVER_ERROR;
+    }
+    printMembers(r, &out);
+    respReplyFree(r);
+    /* The leader line comes last so the member rows stay where scripts
+     * read them. A node without a coordinator (or an old one) says none. */
+    av[0] = "LEADER";
+    long long id, term;
+    const char *addr;
+    size_t addrlen;
+    if (cliCall(&conn, 1, av, NULL, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv members: node %d: %s\n", o.node + 1, err);
+        fwrite(out.data, 1, out.len, stdout);
+        printf("\n");
+        bufFree(&out);
+        return CLI_UNREACHABLE;
+    }
+    if (leaderParse(r, &id, &addr, &addrlen, &term)) {
+        bufPrintf(&out, "\nleader: node %lld (", id);
+        leaderAddr(&out, addr, addrlen);
+        bufAppendStr(&out, ")\n");
+    } else {
+        bufAppendStr(&out, "\nleader: none\n");
+    }
+    respReplyFree(r);
+    cliClose(&conn);
+    fwrite(out.data, 1, out.len, stdout);
+    bufFree(&out);
+    return CLI_OK;
+}
+
+int cliMainLeader(int argc, char **argv) {
+    verbOpts o;
+    size_t npos;
+    int rc = verbArgs("leader", argc, argv, 0, 0, &o, &npos);
+    if (rc >= 0) return rc;
+    char err[512];
+    cliConn conn;
+    rc = cliConnectNode(&conn, &o.nodes[o.node], o.timeout_ms, o.password, err, sizeof err);
+    if (rc != CLI_OK) {
+        fprintf(stderr, "dmkv leader: node %d: %s\n", o.node + 1, err);
+        return rc;
+    }
+    const char *av[1] = {"LEADER"};
+    respReply *r = NULL;
+    if (cliCall(&conn, 1, av, NULL, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "dmkv leader: node %d: %s\n", o.node + 1, err);
+        return CLI_UNREACHABLE;
+    }
+    cliClose(&conn);
+    long long id, term;
+    const char *addr;
+    size_t addrlen;
+    buf out;
+    bufInit(&out);
+    if (leaderParse(r, &id, &addr, &addrlen, &term)) {
+        bufPrintf(&out, "node %lld at ", id);
+        leaderAddr(&out, addr, addrlen);
+        bufPrintf(&out, " (term %lld)\n", term);
+        fwrite(out.data, 1, out.len, stdout);
+        rc = CLI_OK;
+    } else if (r->type == RESP_NIL_ARRAY || r->type == RESP_NIL) {
+        fprintf(stderr,
+                "dmkv leader: node %d (%s:%d) knows of no leader: an election is under way, or "
+                "too few nodes are up to elect one\n",
+                o.node + 1, o.nodes[o.node].host, o.nodes[o.node].port);
+        rc = CLI_SERVER_ERROR;
+    } else {
+        cliFormatReply(r, &out);
+        fprintf(stderr, "dmkv leader: node %d: %.*s\n", o.node + 1, (int)out.len, out.data);
+        rc = CLI_SERVER_ERROR;
+    }
+    bufFree(&out);
+    respReplyFree(r);
+    return rc;
 }
 
 /* Trace views end with a newline of their own. */

@@ -94,6 +94,7 @@ typedef struct coordWake {
 typedef struct coordLease {
     buf name;
     uint64_t token;
+    uint64_t granted_index; /* the holder's when the lease (re)started: a RENEW changes it */
     uint64_t deadline_ms;
     bool expiring;
 } coordLease;
@@ -107,7 +108,8 @@ struct coord {
     uint32_t run;
     uint64_t next_req;
     bool ready, leader, stopping;
-    bool push_commit; /* a grant went to another node: tell followers now */
+    bool push_commit;  /* a grant went to another node: tell followers now */
+    bool leases_dirty; /* a RENEW applied: the leader looks at the leases again */
     coordOp *queue;
     coordWait *waits;
     coordWake *wakes;
@@ -186,49 +188,50 @@ static bool opQueued(coord *co, coordOp *o) {
     return false;
 }
 
-/* A result list with one result: the op's. */
-static void opComplete(coord *co, coordOp *o, const uint8_t *data, size_t len) {
+/* A flight: the queued operations sent together as one entry (proposed
+ * on the leader, or forwarded to it in one DMKV.LOCKOP). While one is in
+ * the air the next ones queue, so under load many operations share one
+ * Raft commit. */
+typedef struct coordFlight {
+    coord *co;
+    size_t n;
+    coordOp *ops[LOCK_MAX_OPS_PER_BATCH];
+} coordFlight;
+
+/* The entry's results are the flight's, in order. */
+static void flightDone(coordFlight *f, const uint8_t *data, size_t len, bool ok) {
+    coord *co = f->co;
     lockResults rs;
     lockResultsInit(&rs);
-    if (lockResultsDecode(&rs, data, len) == 0 && rs.n == 1)
-        opFinish(co, o, &rs.r[0], NULL);
-    else
-        opFinish(co, o, NULL, "the coordinator sent a malformed result");
+    bool decoded = ok && lockResultsDecode(&rs, data, len) == 0 && rs.n == f->n;
+    for (size_t i = 0; i < f->n; i++) {
+        coordOp *o = f->ops[i];
+        if (!opQueued(co, o)) continue;
+        o->inflight = false;
+        if (decoded)
+            opFinish(co, o, &rs.r[i], NULL);
+        else
+            co->retried++; /* not applied, or not known to be: it goes again, to whoever leads */
+    }
     lockResultsFree(&rs);
+    free(f);
 }
 
-typedef struct proposeCtx {
-    coord *co;
-    coordOp *op;
-} proposeCtx;
-
 static void onProposed(void *ctx, const raftNodeResult *res) {
-    proposeCtx *p = ctx;
-    coord *co = p->co;
-    coordOp *o = p->op;
-    free(p);
-    if (!opQueued(co, o)) return;
-    o->inflight = false;
-    if (res->status == RAFT_NODE_OK) {
-        opComplete(co, o, res->data, res->len);
+    coordFlight *f = ctx;
+    if (res->status == RAFT_NODE_NO_SPACE || res->status == RAFT_NODE_TOO_BIG) {
+        for (size_t i = 0; i < f->n; i++)
+            if (opQueued(f->co, f->ops[i])) opFinish(f->co, f->ops[i], NULL, res->err);
+        free(f);
         return;
     }
-    /* Not applied (or not known to be): it goes again, to whoever leads. */
-    co->retried++;
-    if (res->status == RAFT_NODE_NO_SPACE || res->status == RAFT_NODE_TOO_BIG)
-        opFinish(co, o, NULL, res->err);
+    flightDone(f, res->data, res->len, res->status == RAFT_NODE_OK);
 }
 
 static void onForwarded(void *ctx, const respReply *reply, const char *err) {
-    coordOp *o = ctx;
-    coord *co = o->co;
-    if (!opQueued(co, o)) return;
-    o->inflight = false;
-    if (!err && reply->type == RESP_BULK) {
-        opComplete(co, o, (const uint8_t *)reply->str, reply->len);
-        return;
-    }
-    co->retried++;
+    coordFlight *f = ctx;
+    bool ok = !err && reply->type == RESP_BULK;
+    flightDone(f, ok ? (const uint8_t *)reply->str : NULL, ok ? reply->len : 0, ok);
 }
 
 static netPeer *coordLinkTo(coord *co, uint32_t leader) {
@@ -247,27 +250,22 @@ static netPeer *coordLinkTo(coord *co, uint32_t leader) {
     return co->fwd;
 }
 
-static void opSend(coord *co, coordOp *o) {
+/* Sends the flight's batch; false when it could not go now (no leader). */
+static bool flightSend(coord *co, coordFlight *f, const buf *batch) {
     if (raftNodeIsLeader(co->raft)) {
-        proposeCtx *p = xcalloc(1, sizeof *p);
-        p->co = co;
-        p->op = o;
-        if (raftNodePropose(co->raft, o->bytes.data, o->bytes.len, onProposed, p) == RAFT_NODE_OK) {
-            o->inflight = true;
-            co->proposed++;
-        } else {
-            free(p);
-        }
-        return;
+        if (raftNodePropose(co->raft, batch->data, batch->len, onProposed, f) != RAFT_NODE_OK)
+            return false;
+        co->proposed += f->n;
+        return true;
     }
     uint32_t leader = (uint32_t)raftNodeLeaderId(co->raft);
-    if (!leader || leader == co->s->cfg.id) return; /* no leader yet: the tick tries again */
+    if (!leader || leader == co->s->cfg.id) return false; /* no leader yet: the tick tries again */
     netPeer *link = coordLinkTo(co, leader);
-    if (!link) return;
+    if (!link) return false;
     buf sealed;
     bufInit(&sealed);
-    const char *blob = o->bytes.data;
-    size_t blen = o->bytes.len;
+    const char *blob = batch->data;
+    size_t blen = batch->len;
     if (co->s->keys) {
         cryptSeal(co->s->keys, AD_LOCKOP, sizeof AD_LOCKOP - 1, (const uint8_t *)blob, blen,
                   &sealed);
@@ -276,14 +274,17 @@ static void opSend(coord *co, coordOp *o) {
     }
     const char *av[2] = {"DMKV.LOCKOP", blob};
     size_t al[2] = {11, blen};
-    o->inflight = true;
-    co->forwarded++;
-    netPeerCall(link, 2, av, al, onForwarded, o);
+    co->forwarded += f->n;
+    netPeerCall(link, 2, av, al, onForwarded, f);
     bufFree(&sealed);
+    return true;
 }
 
 static void coordSendQueued(coord *co) {
     uint64_t now = timeMonoMs();
+    coordFlight *f = NULL;
+    buf batch;
+    bufInit(&batch);
     for (coordOp *o = co->queue, *next; o; o = next) {
         next = o->next;
         if (o->inflight) continue;
@@ -294,8 +295,39 @@ static void coordSendQueued(coord *co) {
                      "coordinator");
             continue;
         }
-        opSend(co, o);
+        if (!f) {
+            f = xcalloc(1, sizeof *f);
+            f->co = co;
+            bufClear(&batch);
+            uint8_t head[LOCK_BATCH_HEADER_BYTES] = {LOCK_BATCH_V1, 0, 0};
+            bufAppend(&batch, head, sizeof head);
+        }
+        /* Each op is a batch of one: append its body. */
+        bufAppend(&batch, o->bytes.data + LOCK_BATCH_HEADER_BYTES,
+                  o->bytes.len - LOCK_BATCH_HEADER_BYTES);
+        f->ops[f->n++] = o;
+        if (f->n == LOCK_MAX_OPS_PER_BATCH || batch.len > (1u << 20) || !next) {
+            batch.data[1] = (char)(f->n & 0xff);
+            batch.data[2] = (char)(f->n >> 8);
+            if (!flightSend(co, f, &batch)) {
+                free(f);
+                f = NULL;
+                break;
+            }
+            for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = true;
+            f = NULL;
+        }
     }
+    if (f) { /* the last op was in flight or given up: send what was gathered */
+        batch.data[1] = (char)(f->n & 0xff);
+        batch.data[2] = (char)(f->n >> 8);
+        if (flightSend(co, f, &batch)) {
+            for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = true;
+        } else {
+            free(f);
+        }
+    }
+    bufFree(&batch);
 }
 
 /* ---- waiting clients ---- */
@@ -445,7 +477,8 @@ static void onCancelResult(coord *co, uint64_t req, const lockResult *r, const c
 
 /* ---- the state machine ---- */
 
-static void leaseAdd(coord *co, const uint8_t *name, size_t len, uint64_t token, uint32_t ttl_ms) {
+static void leaseAdd(coord *co, const uint8_t *name, size_t len, uint64_t token, uint32_t ttl_ms,
+                     uint64_t granted_index) {
     if (co->nleases == co->capleases) {
         co->capleases = co->capleases ? co->capleases * 2 : 16;
         co->leases = xrealloc(co->leases, co->capleases * sizeof *co->leases);
@@ -454,6 +487,7 @@ static void leaseAdd(coord *co, const uint8_t *name, size_t len, uint64_t token,
     bufInit(&l->name);
     bufAppend(&l->name, name, len);
     l->token = token;
+    l->granted_index = granted_index;
     l->deadline_ms = timeMonoMs() + ttl_ms;
     l->expiring = false;
 }
@@ -467,10 +501,13 @@ static void fsmApply(void *ctx, uint64_t index, const uint8_t *data, size_t len,
     coord *co = ctx;
     lockTableApply(co->table, index, data, len, &co->results, &co->grants);
     lockResultsEncode(co->results.r, co->results.n, out);
+    for (size_t i = 0; co->leader && i < co->results.n; i++)
+        if (co->results.r[i].kind == LOCK_OP_RENEW && co->results.r[i].status == LOCK_OK)
+            co->leases_dirty = true;
     for (size_t i = 0; i < co->grants.n; i++) {
         const lockGrant *g = &co->grants.g[i];
         co->grants_seen++;
-        if (co->leader && g->ttl_ms) leaseAdd(co, g->name, g->name_len, g->token, g->ttl_ms);
+        if (co->leader && g->ttl_ms) leaseAdd(co, g->name, g->name_len, g->token, g->ttl_ms, index);
         if (g->owner.node != co->s->cfg.id) {
             if (co->leader) {
                 co->push_commit = true;
@@ -517,7 +554,7 @@ static void submitNodeDead(coord *co, uint32_t node) {
 
 static void learnLease(void *ctx, const lockHolder *h) {
     coord *co = ctx;
-    if (h->ttl_ms) leaseAdd(co, h->name, h->name_len, h->token, h->ttl_ms);
+    if (h->ttl_ms) leaseAdd(co, h->name, h->name_len, h->token, h->ttl_ms, h->granted_index);
     if (h->owner.node != co->s->cfg.id && co->s->cl) {
         int st = clusterMemberState(co->s->cl, h->owner.node, NULL, 0, NULL);
         if (st == GOSSIP_DEAD || st == GOSSIP_LEFT) submitNodeDead(co, h->owner.node);
@@ -561,17 +598,34 @@ static void onExpireResult(coord *co, uint64_t token, const lockResult *r, const
     if (r && r->status == LOCK_OK) co->expired++;
 }
 
+/* A RENEW may give a lease to a lock that had none. */
+static void leaseLearnRenewed(void *ctx, const lockHolder *h) {
+    coord *co = ctx;
+    if (!h->ttl_ms) return;
+    for (size_t i = 0; i < co->nleases; i++)
+        if (co->leases[i].token == h->token) return;
+    leaseAdd(co, h->name, h->name_len, h->token, h->ttl_ms, h->granted_index);
+}
+
 static void leasesCheck(coord *co, uint64_t now) {
+    if (co->leases_dirty) {
+        co->leases_dirty = false;
+        lockTableForEachHolder(co->table, leaseLearnRenewed, co);
+    }
     for (size_t i = 0; i < co->nleases;) {
         coordLease *l = &co->leases[i];
         lockHolder h;
         bool held = lockTableHolder(co->table, (const uint8_t *)l->name.data, l->name.len, &h);
-        if (!held || h.token != l->token) { /* released meanwhile */
+        if (!held || h.token != l->token || !h.ttl_ms) { /* released, or renewed without a lease */
             bufFree(&l->name);
             co->leases[i] = co->leases[--co->nleases];
             continue;
         }
-        if (h.granted_index && l->deadline_ms > now + h.ttl_ms) l->deadline_ms = now + h.ttl_ms;
+        if (h.granted_index != l->granted_index) { /* renewed: the lease starts again */
+            l->granted_index = h.granted_index;
+            l->deadline_ms = now + h.ttl_ms;
+            l->expiring = false;
+        }
         if (!l->expiring && now >= l->deadline_ms) {
             l->expiring = true;
             lockOp op = {.kind = LOCK_OP_EXPIRE,

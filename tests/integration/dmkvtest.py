@@ -41,6 +41,56 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+# An agent's lock coordinator (Raft) listens on --tcp + an offset unless
+# told otherwise (--tcp - offset when that would pass 65535;
+# serverRaftPortFor). The offset is read from `dmkv agent --help`.
+_raft_port_offset = None
+
+
+def raft_port_offset():
+    """The default distance of an agent's Raft port from its --tcp port, as
+    `dmkv agent --help` states it ("[--tcp + N]"); 1000 if it does not say."""
+    global _raft_port_offset
+    if _raft_port_offset is None:
+        import re
+        try:
+            out = subprocess.run([dmkv_bin(), "agent", "--help"], capture_output=True, timeout=10).stdout
+            m = re.search(rb"\[--tcp \+ (\d+)\]", out)
+            _raft_port_offset = int(m.group(1)) if m else 1000
+        except (OSError, subprocess.SubprocessError, RuntimeError):
+            _raft_port_offset = 1000
+    return _raft_port_offset
+
+
+def raft_port_for(tcp):
+    """The Raft port an agent on client port tcp uses by default."""
+    off = raft_port_offset()
+    return tcp + off if tcp + off <= 65535 else tcp - off
+
+
+def tcp_port_is_free(port, host="127.0.0.1"):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def free_agent_port(host="127.0.0.1", avoid=()):
+    """A client port for an agent: free right now, and so is its Raft port
+    (raft_port_for), neither of them in avoid."""
+    for _ in range(200):
+        p = free_port(host)
+        r = raft_port_for(p)
+        if p in avoid or r in avoid:
+            continue
+        if tcp_port_is_free(r, host):
+            return p
+    raise AssertionError("no free client port whose Raft port (+%d) is free too" % raft_port_offset())
+
+
 def ipv6_loopback_available():
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -301,9 +351,12 @@ class Agent:
         assert not self.running(), "agent %s is already running" % self.name
         for attempt in range(5):
             if self.port is None:
-                self.port = free_port(self.host)
+                self.port = free_agent_port(self.host)
             if self.udp_port is None and "--udp" not in self.args:
+                # The agent refuses a gossip port equal to its Raft port.
                 self.udp_port = free_udp_port(self.host)
+                while self.udp_port == raft_port_for(self.port):
+                    self.udp_port = free_udp_port(self.host)
             self.starts += 1
             with open(self.log_path, "ab") as log:
                 log.write(("---- start %d: %s\n" % (self.starts, " ".join(self.command_line()))).encode())
@@ -394,19 +447,18 @@ def free_udp_port(host="127.0.0.1"):
 
 def free_gossip_ports(n, host="127.0.0.1"):
     """n (tcp, udp) pairs, each free right now, no two alike, so n agents
-    can be given each other's addresses before any of them starts."""
-    tcps, udps = set(), set()
+    can be given each other's addresses before any of them starts. Each
+    tcp port's Raft port (raft_port_for) is free too and clashes with no
+    other chosen port."""
+    tcps, udps = set(), set()  # tcps: the client ports and their Raft ports
     out = []
     for _ in range(n):
-        for _ in range(100):
-            t = free_port(host)
-            if t not in tcps:
-                break
+        t = free_agent_port(host, avoid=tcps)
         for _ in range(100):
             u = free_udp_port(host)
-            if u not in udps:
+            if u not in udps and u != raft_port_for(t):
                 break
-        tcps.add(t)
+        tcps.update((t, raft_port_for(t)))
         udps.add(u)
         out.append((t, u))
     return out
@@ -662,3 +714,46 @@ def start_cluster(make_agent, n, flags=(), first_id=1):
     for a in agents:
         a.start()
     return agents
+
+
+# --------------------------------------------------------------- locks ----
+# Helpers for the lock coordinator tests (test_locks.py).
+
+def lock_leader(agent, timeout=5):
+    """LEADER as (node id, "host:port", term), or None when the agent
+    knows of no leader."""
+    r = agent.call("LEADER", timeout=timeout)
+    if r is None:
+        return None
+    if not (isinstance(r, list) and len(r) == 3 and isinstance(r[0], int) and isinstance(r[2], int)):
+        raise AssertionError("LEADER did not return [id, address, term]: %r" % (r,))
+    return r[0], r[1].decode(), r[2]
+
+
+def coordinator_info(agent, timeout=5):
+    """INFO coordinator as a dict."""
+    return parse_info(agent.call("INFO", "coordinator", timeout=timeout))
+
+
+def parse_locks(reply):
+    """LOCKS reply -> {name (str): {"node", "client", "token", "ttl_ms",
+    "waiters": ["node:client", ...]}}. Checks the shape of every row."""
+    if not isinstance(reply, list):
+        raise AssertionError("LOCKS did not return an array: %r" % (reply,))
+    out = {}
+    for row in reply:
+        if not (isinstance(row, list) and len(row) == 6 and isinstance(row[5], list)):
+            raise AssertionError("LOCKS row is not [name, node, client, token, ttl, waiters]: %r" % (row,))
+        name, node, client, token, ttl, waiters = row
+        out[name.decode()] = {"node": node, "client": client, "token": token, "ttl_ms": ttl,
+                              "waiters": [w.decode() for w in waiters]}
+    return out
+
+
+def no_reply_within(conn, seconds):
+    """True when conn receives no reply for seconds; fails if one comes."""
+    try:
+        v = conn.read_reply(timeout=seconds)
+    except TimeoutError:
+        return True
+    raise AssertionError("expected no reply yet, got %r" % (v,))
