@@ -346,7 +346,10 @@ static int storeIndexUpdate(store *s, MDB_txn *txn, const storeVersion *ver, con
     uint8_t ck[8];
     storeBigEndian(ck, ver->change_seq, 8);
     MDB_val k = {sizeof ck, ck}, v = {klen, (void *)key};
-    int rc = add ? mdb_put(txn, s->changes_dbi, &k, &v, 0) : mdb_del(txn, s->changes_dbi, &k, NULL);
+    /* Change numbers only grow: a new entry goes at the end of the table,
+     * which LMDB appends without a search. */
+    int rc = add ? mdb_put(txn, s->changes_dbi, &k, &v, MDB_APPEND) : mdb_del(txn, s->changes_dbi, &k, NULL);
+    if (rc == MDB_KEYEXIST && add) rc = mdb_put(txn, s->changes_dbi, &k, &v, 0);
     if (rc != 0 && !(rc == MDB_NOTFOUND && !add)) return rc;
     if (!(ver->flags & STORE_FLAG_TOMBSTONE)) return 0;
     uint8_t tk[STORE_TOMB_KEY_BYTES];
