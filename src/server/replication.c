@@ -126,7 +126,10 @@ typedef struct replState {
 
 static void replLoadKnown(replState *r);
 
+/* The state, made on first use; NULL once the node is shutting down (what
+ * arrives then is neither replicated nor applied). */
 static replState *replOf(server *s) {
+    if (!s->repl && s->stopping) return NULL;
     if (!s->repl) {
         replState *r = xcalloc(1, sizeof *r);
         r->srv = s;
@@ -239,8 +242,9 @@ static void queueForMember(void *ctx, uint32_t id, const char *host, int tcp_por
 }
 
 void replicationQueue(server *s, const void *key, size_t klen, const storeRecord *rec) {
-    if (!s->cl) return;
-    queueCtx q = {replOf(s), key, klen, rec};
+    replState *r = s->cl ? replOf(s) : NULL;
+    if (!r) return;
+    queueCtx q = {r, key, klen, rec};
     clusterForEachAlive(s->cl, queueForMember, &q);
 }
 
@@ -252,6 +256,10 @@ static void ackGroupFire(server *s, ackGroup *g, const char *err) {
 
 void replicationOnAcked(server *s, replicationAckedFn fn, void *ctx) {
     replState *r = replOf(s);
+    if (!r) {
+        fn(s, ctx, "the node is shutting down");
+        return;
+    }
     if (r->nack_pending == r->capack_pending) {
         r->capack_pending = r->capack_pending ? r->capack_pending * 2 : 8;
         r->ack_pending = xrealloc(r->ack_pending, r->capack_pending * sizeof *r->ack_pending);
@@ -474,6 +482,10 @@ static bool replBatchWellFormed(const replBatchReader *rd) {
 void cmdRepl(client *c) {
     server *s = c->srv;
     replState *r = replOf(s);
+    if (!r) {
+        respAddError(c->out, "ERR the node is shutting down");
+        return;
+    }
     const uint8_t *data = (const uint8_t *)c->argv[1].p;
     size_t len = c->argv[1].len;
     buf opened;
@@ -552,6 +564,10 @@ static void replRememberSeen(replState *r, uint32_t id, const vclock *summary) {
 void cmdSync(client *c) {
     server *s = c->srv;
     replState *r = replOf(s);
+    if (!r) {
+        respAddError(c->out, "ERR the node is shutting down");
+        return;
+    }
     const uint8_t *data = (const uint8_t *)c->argv[1].p;
     size_t len = c->argv[1].len;
     buf opened, page, sealed;
@@ -583,32 +599,40 @@ void cmdSync(client *c) {
     replSyncPage pg = {.done = true, .epoch = r->epoch};
     vclockInit(&pg.summary);
     vclockCopy(&pg.summary, &s->summary);
-    buf batch;
+    /* The records first: only a page that carries some is a send event
+     * (a tick of the clock, which numbers this node's events). */
+    buf records, batch;
+    bufInit(&records);
     bufInit(&batch);
-    nodeClockTick(&s->clock);
-    s->clock_dirty = true;
-    char msg_id[REPL_MAX_MSG_ID];
-    snprintf(msg_id, sizeof msg_id, "%" PRIu32 ":%" PRIu64, s->cfg.id,
-             vclockGet(&s->clock.vc, s->cfg.id));
-    size_t at = replBatchBegin(&batch, s->cfg.id, s->clock.lamport, &s->clock.vc, msg_id);
     pageCtx pc = {.s = s,
                   .asker_summary = &q.summary,
                   .asker = q.requester,
-                  .out = &batch,
+                  .out = &records,
                   .max_records = q.max_records,
                   .last_change = from};
     if (storeScanChanges(s->st, from, pageCollect, &pc) != STORE_OK) {
         respAddErrorFmt(c->out, "ERR cannot read the change feed: %s", storeError(s->st));
         vclockFree(&pg.summary);
+        bufFree(&records);
         bufFree(&batch);
         goto out;
     }
+    char msg_id[REPL_MAX_MSG_ID] = "";
+    if (pc.count) {
+        nodeClockTick(&s->clock);
+        s->clock_dirty = true;
+        snprintf(msg_id, sizeof msg_id, "%" PRIu32 ":%" PRIu64, s->cfg.id,
+                 vclockGet(&s->clock.vc, s->cfg.id));
+    }
+    size_t at = replBatchBegin(&batch, s->cfg.id, s->clock.lamport, &s->clock.vc, msg_id);
+    bufAppend(&batch, records.data, records.len);
     replBatchEnd(&batch, at, pc.count);
     pg.done = !pc.full;
     pg.next = pc.last_change;
     replSyncPageEncodeHead(&pg, &page);
     bufAppend(&page, batch.data, batch.len);
     vclockFree(&pg.summary);
+    bufFree(&records);
     bufFree(&batch);
     r->sync_pages_sent++;
     if (pc.count) {
@@ -768,6 +792,7 @@ static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port);
 bool replicationHasMembers(server *s) {
     if (!s->cl) return false;
     replState *r = replOf(s);
+    if (!r) return true; /* shutting down: keep the cluster's rules */
     /* Members gossip has just learned of count at once, not a tick later. */
     if (r->nknown == 0) clusterForEachMember(s->cl, markMember, r);
     return r->nknown > 0;
@@ -923,7 +948,7 @@ static void onReplTick(uv_timer_t *t) {
 
 void replicationStart(server *s) {
     replState *r = replOf(s);
-    if (r->timer_on) return;
+    if (!r || r->timer_on) return;
     uv_timer_init(s->loop, &r->timer);
     r->timer.data = r;
     uv_timer_start(&r->timer, onReplTick, REPL_SYNC_TICK_MS, REPL_SYNC_TICK_MS);
