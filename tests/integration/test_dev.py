@@ -58,6 +58,14 @@ def test_dev_starts_a_cluster_the_verbs_use_and_stops_everything(tmp_path):
         r = run_dmkv("trace", "--last", "50", "--format", "json", env={"DMKV_DEV_STATE": state})
         assert r.returncode == 0
         assert port_open(http)
+        # Ready means a lock coordinator leader too: the summary names it, the
+        # nodes agree, and a lock is granted at once.
+        m = re.search(r"lock coordinator:\s+node (\d+) \((\S+)\)", out)
+        assert m, out
+        r = run_dmkv("leader", env={"DMKV_DEV_STATE": state})
+        assert r.returncode == 0 and r.stdout.startswith(b"node %s at %s" % (m.group(1).encode(), m.group(2).encode())), r
+        r = run_dmkv("cmd", "LOCK dev-lock 0 1000", env={"DMKV_DEV_STATE": state})
+        assert r.returncode == 0 and r.stdout.startswith(b"(integer) "), r
         ports = [int(n.split(":")[1]) for n in nodes] + [int(logger.split(":")[1]), http]
     finally:
         proc.send_signal(signal.SIGTERM)
