@@ -681,10 +681,14 @@ static void onKick(uv_timer_t *t) {
         co->push_commit = false;
         if (raftNodeIsLeader(co->raft)) raftNodeBarrier(co->raft, onBarrier, NULL);
     }
-    while (co->nwakes) {
-        coordWake k = co->wakes[0];
-        memmove(co->wakes, co->wakes + 1, (co->nwakes - 1) * sizeof *co->wakes);
-        co->nwakes--;
+    /* Take the list: waking a client may run its next command, which may
+     * end another wait and add to a fresh list. */
+    coordWake *wakes = co->wakes;
+    size_t nwakes = co->nwakes;
+    co->wakes = NULL;
+    co->nwakes = co->capwakes = 0;
+    for (size_t i = 0; i < nwakes; i++) {
+        coordWake k = wakes[i];
         if (k.cb) {
             k.cb(s, k.cb_ctx, k.token, k.err[0] ? k.err : NULL);
             continue;
@@ -699,6 +703,7 @@ static void onKick(uv_timer_t *t) {
             respAddNil(c->out);
         serverUnblock(c);
     }
+    free(wakes);
     coordSendQueued(co);
 }
 

@@ -955,11 +955,14 @@ void replicationStart(server *s) {
     r->timer_on = true;
 }
 
-static void onTimerClosed(uv_handle_t *h) {
-    replState *r = h->data;
+static void replStateFree(replState *r) {
     bufFree(&r->scratch);
     free(r->known);
     free(r);
+}
+
+static void onTimerClosed(uv_handle_t *h) {
+    replStateFree(h->data);
 }
 
 void replicationStop(server *s) {
@@ -977,11 +980,14 @@ void replicationStop(server *s) {
     free(r->peers);
     r->peers = NULL;
     r->npeers = 0;
+    /* Writes waiting for acknowledgements will not get them. */
+    ackGroup *g = ackGroupTake(r);
+    if (g) ackGroupFire(s, g, "the node is shutting down");
     if (r->timer_on) {
         uv_timer_stop(&r->timer);
         uv_close((uv_handle_t *)&r->timer, onTimerClosed);
     } else {
-        onTimerClosed((uv_handle_t *)&(uv_timer_t){.data = r});
+        replStateFree(r);
     }
 }
 
