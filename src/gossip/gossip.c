@@ -1010,6 +1010,14 @@ void gossipOnPacket(gossip *g, uint64_t now, const uint8_t *data, size_t len,
     case GOSSIP_MSG_PING:
         onPing(g, msg, from, corr, ncorr);
         if (ncorr) g->stats.corrections_sent++;
+        /* A prober we have never heard of joined through someone else, and
+         * the rumour of its join ran out before it reached us (or is still
+         * on its way). Ask it directly: a join ping is answered with the
+         * member's own record. */
+        if (!g->leaving && membersFind(&g->mt, msg->h.sender) == GOSSIP_NO_INDEX) {
+            sendPing(g, from, msg->h.sender, ++g->seq, GOSSIP_PING_JOIN);
+            g->stats.unknown_probers++;
+        }
         break;
     case GOSSIP_MSG_ACK:
         onAck(g, msg->h.seq);

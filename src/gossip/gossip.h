@@ -181,6 +181,7 @@ typedef struct gossipStats {
     uint64_t msgs_received, bytes_received;
     uint64_t stale_acks;       /* acks that matched no pending probe or relay */
     uint64_t corrections_sent; /* newer records sent back to senders of stale claims */
+    uint64_t unknown_probers;  /* pings from members not yet known, asked for their record */
     uint64_t states_merged, states_rejected; /* push-pull blobs */
     uint64_t dropped[GOSSIP_DROP__COUNT];
 } gossipStats;

@@ -917,6 +917,29 @@ static void test_join_ping_exchanges_records(void **state) {
     netFree(&net);
 }
 
+/* A node that joined through one member, whose rumour of the join never
+ * reaches the others (here its datagrams to them are lost), is still
+ * learned by every member it probes: they ask it for its record. */
+static void test_member_probed_by_an_unknown_node_learns_it(void **state) {
+    tnet net;
+    netInit(&net, 4, 3, NULL);
+    netRun(&net, net.now + 2000);
+    exchange(&net, 3, 0);
+    assert_int_equal(gossipMemberCount(net.g[3]), 4);
+    net.cut[0][1] = net.cut[0][2] = true;
+    netRun(&net, net.now + 3000);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(stateAt(&net, i, 3), GOSSIP_ALIVE);
+        gossipMember m;
+        assert_true(gossipLookup(net.g[i], idOf(3), &m));
+        assert_int_equal(m.addr.udp_port, 7004);
+        assert_int_equal(m.addr.tcp_port, 5004);
+    }
+    assert_true(
+        gossipGetStats(net.g[1])->unknown_probers + gossipGetStats(net.g[2])->unknown_probers >= 1);
+    netFree(&net);
+}
+
 static void test_dead_member_is_reaped_after_retention(void **state) {
     gossipConfig cfg;
     gossipConfigDefault(&cfg);
@@ -1134,6 +1157,7 @@ int main(void) {
         cmocka_unit_test(test_merge_of_malformed_state_applies_nothing),
         cmocka_unit_test(test_merge_turns_remote_death_into_suspicion_and_self_refutes),
         cmocka_unit_test(test_join_ping_exchanges_records),
+        cmocka_unit_test(test_member_probed_by_an_unknown_node_learns_it),
         cmocka_unit_test(test_dead_member_is_reaped_after_retention),
         cmocka_unit_test(test_push_pull_target_is_a_live_or_retained_dead_member),
         cmocka_unit_test(test_ipv4_parser_agrees_with_inet_pton),
