@@ -57,7 +57,7 @@ static bool get64(cursor *c, uint64_t *v) {
 
 /* ---- What each kind carries ------------------------------------------- */
 
-enum { F_NAME = 1, F_OWNER = 2, F_NODE = 4, F_TOKEN = 8, F_TTL = 16 };
+enum { F_NAME = 1, F_OWNER = 2, F_NODE = 4, F_TOKEN = 8, F_TTL = 16, F_INDEX = 32 };
 
 static int fieldsOf(uint8_t kind) {
     switch (kind) {
@@ -75,6 +75,8 @@ static int fieldsOf(uint8_t kind) {
         return F_OWNER;
     case LOCK_OP_NODE_DEAD:
         return F_NODE;
+    case LOCK_OP_EXPIRE_LEASE:
+        return F_NAME | F_TOKEN | F_INDEX;
     default:
         return 0;
     }
@@ -107,6 +109,7 @@ int lockOpEncode(buf *out, const lockOp *op) {
     if (f & F_OWNER) putLE(out, op->owner.client, 8);
     if (f & F_TOKEN) putLE(out, op->token, 8);
     if (f & F_TTL) putLE(out, op->ttl_ms, 4);
+    if (f & F_INDEX) putLE(out, op->granted_index, 8);
     return 0;
 }
 
@@ -131,6 +134,7 @@ static bool opDecode(cursor *c, lockOp *op) {
     if ((f & F_OWNER) && !get64(c, &op->owner.client)) return false;
     if ((f & F_TOKEN) && !get64(c, &op->token)) return false;
     if ((f & F_TTL) && !get32(c, &op->ttl_ms)) return false;
+    if ((f & F_INDEX) && !get64(c, &op->granted_index)) return false;
     return true;
 }
 
@@ -211,6 +215,7 @@ static bool resultValid(const lockResult *x) {
                ((x->status == LOCK_QUEUED || x->status == LOCK_ERR_FULL) && !tok);
     case LOCK_OP_RELEASE:
     case LOCK_OP_EXPIRE:
+    case LOCK_OP_EXPIRE_LEASE:
     case LOCK_OP_RENEW:
         return (x->status == LOCK_OK && tok) || (x->status == LOCK_ERR_NOT_HOLDER && !tok);
     case LOCK_OP_CANCEL:
@@ -281,6 +286,8 @@ const char *lockOpKindName(lockOpKind k) {
         return "OWNER_GONE";
     case LOCK_OP_NODE_DEAD:
         return "NODE_DEAD";
+    case LOCK_OP_EXPIRE_LEASE:
+        return "EXPIRE_LEASE";
     }
     return "?";
 }

@@ -36,16 +36,23 @@
  *       still queued: removed (LOCK_OK); already granted:
  *       LOCK_ALREADY_GRANTED with the token, and the proposer should
  *       RELEASE it; no such place: LOCK_ERR_NOT_WAITING.
- *   EXPIRE(name, token)           the leader saw the lease run out. Applies
- *       only while that token still holds the lock (else
- *       LOCK_ERR_NOT_HOLDER, no change), so proposing it twice is harmless.
+ *   EXPIRE_LEASE(name, token, granted_index)  the leader saw the lease
+ *       run out. Applies only while that token still holds the lock and
+ *       its lease was last started by the entry granted_index (else
+ *       LOCK_ERR_NOT_HOLDER, no change): a RENEW committed after the
+ *       leader decided, but before this op, keeps the lock. Proposing it
+ *       twice is harmless.
+ *   EXPIRE(name, token)           the older form, without granted_index:
+ *       applies while that token holds the lock, renewed or not. Still
+ *       decoded and applied so logs written by earlier versions replay
+ *       the same; the coordinator proposes EXPIRE_LEASE.
  *   RENEW(name, owner, token, ttl_ms)  the holder extends its lease: ttl_ms
  *       and granted_index are reset to this op's values and entry.
  *   OWNER_GONE(owner)             the client connection closed: every lock
  *       it holds is released and every queue it waits in forgets it.
  *   NODE_DEAD(node)               gossip declared the node DEAD: the same,
  *       for every owner on that node.
- * A release by RELEASE, EXPIRE, OWNER_GONE or NODE_DEAD grants the lock
+ * A release by RELEASE, EXPIRE(_LEASE), OWNER_GONE or NODE_DEAD grants the lock
  * to the next waiter in the same step. When one op releases many locks,
  * they are processed in name order (bytewise), which every replica
  * agrees on whatever its memory layout.
@@ -106,6 +113,7 @@
  *     RENEW       name | owner | u64 token | u32 ttl_ms
  *     OWNER_GONE  owner
  *     NODE_DEAD   u32 node
+ *     EXPIRE_LEASE  name | u64 token | u64 granted_index
  *   name:     u16 length (1..LOCK_NAME_MAX) | bytes
  *   owner:    u32 node (never 0) | u64 client
  *
@@ -161,6 +169,7 @@ typedef enum lockOpKind {
     LOCK_OP_RENEW = 5,
     LOCK_OP_OWNER_GONE = 6,
     LOCK_OP_NODE_DEAD = 7,
+    LOCK_OP_EXPIRE_LEASE = 8,
 } lockOpKind;
 
 /* One operation. Fields the kind does not use (see the wire form above)
@@ -174,13 +183,15 @@ typedef struct lockOp {
     lockOwner owner;
     uint64_t token;
     uint32_t ttl_ms;
+    uint64_t granted_index; /* EXPIRE_LEASE: the entry that last started the lease */
 } lockOp;
 
 typedef enum lockStatus {
     LOCK_OK = 0,              /* done; for ACQUIRE, granted: token is the holder's */
     LOCK_QUEUED = 1,          /* ACQUIRE: waiting in the queue */
     LOCK_ALREADY_GRANTED = 2, /* CANCEL: too late, it holds token; release it */
-    LOCK_ERR_NOT_HOLDER = 3,  /* RELEASE, RENEW, EXPIRE: that token/owner does not hold it */
+    LOCK_ERR_NOT_HOLDER =
+        3, /* RELEASE, RENEW, EXPIRE(_LEASE): that token/owner (lease) does not hold it */
     LOCK_ERR_NOT_WAITING = 4, /* CANCEL: this owner and req have no place in the lock */
     LOCK_ERR_FULL = 5,        /* ACQUIRE: a bound on locks or waiters was reached */
     LOCK_ERR_MALFORMED = 6,   /* the op (or one before it in the entry) did not decode */
@@ -190,7 +201,7 @@ typedef struct lockResult {
     uint8_t kind;   /* lockOpKind of the op; 0 when it did not decode */
     uint8_t status; /* lockStatus */
     uint64_t req;   /* the op's req; 0 when it did not decode */
-    uint64_t token; /* LOCK_OK for ACQUIRE, RELEASE, EXPIRE, RENEW: the token;
+    uint64_t token; /* LOCK_OK for ACQUIRE, RELEASE, EXPIRE(_LEASE), RENEW: the token;
                        LOCK_ALREADY_GRANTED: the token to release; else 0 */
 } lockResult;
 

@@ -416,6 +416,17 @@ static void opRelease(lockTable *t, const lockOp *op, lockResult *res, bool chec
     releaseHolder(t, l);
 }
 
+static void opExpireLease(lockTable *t, const lockOp *op, lockResult *res) {
+    lockRec *l = heldBy(t, op, false);
+    if (!l || l->holder->granted_index != op->granted_index) {
+        res->status = LOCK_ERR_NOT_HOLDER;
+        return;
+    }
+    res->status = LOCK_OK;
+    res->token = op->token;
+    releaseHolder(t, l);
+}
+
 static void opRenew(lockTable *t, const lockOp *op, lockResult *res) {
     lockRec *l = heldBy(t, op, true);
     if (!l) {
@@ -477,6 +488,9 @@ static void applyOp(lockTable *t, const lockOp *op, lockResult *res) {
         break;
     case LOCK_OP_EXPIRE:
         opRelease(t, op, res, false);
+        break;
+    case LOCK_OP_EXPIRE_LEASE:
+        opExpireLease(t, op, res);
         break;
     case LOCK_OP_RENEW:
         opRenew(t, op, res);

@@ -21,7 +21,8 @@
  * Leases are decided by the leader alone, with its monotonic clock: a
  * lease starts when the leader applies the grant (or when it becomes
  * leader, for every current holder), and when it runs out the leader
- * proposes EXPIRE, which applies only if that grant still holds. A node
+ * proposes EXPIRE_LEASE, which applies only if that grant still holds and
+ * was not renewed since the lease the leader timed. A node
  * that gossip declares DEAD has its owners released by NODE_DEAD, proposed
  * by the leader; a closed connection by OWNER_GONE, proposed by its node.
  * Owners carry a random number drawn at start, and a starting node first
@@ -587,15 +588,20 @@ static void onMemberDead(void *ctx, uint32_t id) {
 }
 
 static void onExpireResult(coord *co, uint64_t token, const lockResult *r, const char *err) {
-    (void)r;
     (void)err;
     for (size_t i = 0; i < co->nleases; i++) {
         if (co->leases[i].token != token) continue;
-        bufFree(&co->leases[i].name);
-        co->leases[i] = co->leases[--co->nleases];
+        if (r && r->status == LOCK_OK) {
+            bufFree(&co->leases[i].name);
+            co->leases[i] = co->leases[--co->nleases];
+            co->expired++;
+        } else {
+            /* Renewed meanwhile (leasesCheck restarts the lease), released
+             * (leasesCheck forgets it), or not committed (tried again). */
+            co->leases[i].expiring = false;
+        }
         break;
     }
-    if (r && r->status == LOCK_OK) co->expired++;
 }
 
 /* A RENEW may give a lease to a lock that had none. */
@@ -628,11 +634,12 @@ static void leasesCheck(coord *co, uint64_t now) {
         }
         if (!l->expiring && now >= l->deadline_ms) {
             l->expiring = true;
-            lockOp op = {.kind = LOCK_OP_EXPIRE,
+            lockOp op = {.kind = LOCK_OP_EXPIRE_LEASE,
                          .req = ++co->next_req,
                          .name = (const uint8_t *)l->name.data,
                          .name_len = l->name.len,
-                         .token = l->token};
+                         .token = l->token,
+                         .granted_index = l->granted_index};
             coordSubmit(co, &op, onExpireResult, l->token);
         }
         i++;

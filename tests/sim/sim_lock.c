@@ -374,10 +374,11 @@ static uint64_t timeOfIndex(const sim *s, uint64_t index) {
 static void expireIfDue(void *ctx, const lockHolder *h) {
     sim *s = ctx;
     if (h->ttl_ms == 0 || s->now < timeOfIndex(s, h->granted_index) + h->ttl_ms) return;
-    lockOp *op = addOp(s, -1, LOCK_OP_EXPIRE);
+    lockOp *op = addOp(s, -1, LOCK_OP_EXPIRE_LEASE);
     op->name = h->name; /* the entry is encoded before the table changes */
     op->name_len = h->name_len;
     op->token = h->token;
+    op->granted_index = h->granted_index;
     s->expired[s->n_expired++ % 16] = h->token;
 }
 
@@ -405,7 +406,8 @@ static void startHolding(sim *s, client *c, uint64_t token) {
 static void onResult(sim *s, const lockOp *op, int who, const lockResult *r) {
     if (r->kind != op->kind || r->req != op->req) simFail(s, "result does not match its op");
     if (who < 0) {
-        if (op->kind == LOCK_OP_EXPIRE && r->status == LOCK_OK) {
+        bool expire = op->kind == LOCK_OP_EXPIRE || op->kind == LOCK_OP_EXPIRE_LEASE;
+        if (expire && r->status == LOCK_OK) {
             client *c = NULL;
             for (int i = 0; i < N_SLOTS; i++)
                 if (s->cl[i].st == C_HOLDING && s->cl[i].token == op->token) c = &s->cl[i];
@@ -415,7 +417,7 @@ static void onResult(sim *s, const lockOp *op, int who, const lockResult *r) {
             if (!c->hung && nodeUp(s, c->node)) simFail(s, "a lease renewed in time expired");
             c->st = C_IDLE;
             s->st.expires++;
-        } else if (op->kind == LOCK_OP_EXPIRE) {
+        } else if (expire) {
             s->st.stale_expires++;
         } else if (op->kind == LOCK_OP_NODE_DEAD) {
             for (int i = 0; i < N_SLOTS; i++)
@@ -573,7 +575,8 @@ static void leaderStep(sim *s, bool active) {
     }
     lockTableForEachHolder(s->lead, expireIfDue, s);
     if (s->n_expired && simChance(&s->rng, 20)) {
-        /* A second EXPIRE of a lease that already ended. */
+        /* A second expiry of a lease that already ended, in the older
+         * form that ignores renewals. */
         uint64_t tok = s->expired[simBelow(&s->rng, s->n_expired < 16 ? s->n_expired : 16)];
         lockOp *op = addOp(s, -1, LOCK_OP_EXPIRE);
         setName(op, (int)simBelow(&s->rng, N_NAMES));

@@ -75,6 +75,15 @@ static lockOp expireOp(const char *name, uint64_t token) {
                     .token = token};
 }
 
+static lockOp expireLeaseOp(const char *name, uint64_t token, uint64_t granted_index) {
+    return (lockOp){.kind = LOCK_OP_EXPIRE_LEASE,
+                    .req = 903,
+                    .name = (const uint8_t *)name,
+                    .name_len = strlen(name),
+                    .token = token,
+                    .granted_index = granted_index};
+}
+
 static lockOp renewOp(const char *name, lockOwner o, uint64_t token, uint32_t ttl_ms) {
     return (lockOp){.kind = LOCK_OP_RENEW,
                     .req = 902,
@@ -284,6 +293,40 @@ static void test_renew_extends_only_the_holders_lease(void **state) {
     assert_int_equal(apply1(f, renewOp("k", own(2, 1), tok, 9)).status, LOCK_ERR_NOT_HOLDER);
     assert_int_equal(apply1(f, renewOp("k", own(1, 1), tok + 1, 9)).status, LOCK_ERR_NOT_HOLDER);
     assert_int_equal(holderOf(f, "k").ttl_ms, 3000);
+    fixtureFree(f);
+}
+
+/* The leader times a lease from the entry that started it; a RENEW
+ * committed after the leader decided the lease ran out, but before its
+ * EXPIRE_LEASE, keeps the lock: the expiry names a lease that is gone. */
+static void test_expire_lease_spares_a_lease_renewed_after_the_leader_decided(void **state) {
+    (void)state;
+    fixture *f = fixtureNew();
+    uint64_t tok = apply1(f, acquireOp("k", own(1, 1), 1, 1000)).token;
+    apply1(f, acquireOp("k", own(2, 1), 2, 1000));
+    uint64_t started = holderOf(f, "k").granted_index;
+    assert_int_equal(apply1(f, renewOp("k", own(1, 1), tok, 1000)).status, LOCK_OK);
+    uint64_t renewed = holderOf(f, "k").granted_index;
+    assert_true(renewed > started);
+    lockResult r = apply1(f, expireLeaseOp("k", tok, started));
+    assert_int_equal(r.status, LOCK_ERR_NOT_HOLDER);
+    assert_int_equal(r.token, 0);
+    assert_int_equal(f->gs.n, 0);
+    assert_int_equal(holderOf(f, "k").token, tok);
+    /* Wrong token, right lease: refused too. */
+    assert_int_equal(apply1(f, expireLeaseOp("k", tok + 1, renewed)).status, LOCK_ERR_NOT_HOLDER);
+    /* The renewed lease itself, once it runs out, expires and the waiter
+     * is granted. */
+    r = apply1(f, expireLeaseOp("k", tok, renewed));
+    assert_int_equal(r.status, LOCK_OK);
+    assert_int_equal(r.token, tok);
+    assert_int_equal(f->gs.n, 1);
+    assertGrant(&f->gs.g[0], "k", own(2, 1), 2, f->index);
+    /* The older EXPIRE, still replayed from old logs, ignores renewals. */
+    uint64_t t2 = f->gs.g[0].token;
+    assert_int_equal(apply1(f, renewOp("k", own(2, 1), t2, 1000)).status, LOCK_OK);
+    assert_int_equal(apply1(f, expireOp("k", t2)).status, LOCK_OK);
+    assert_false(isHeld(f, "k"));
     fixtureFree(f);
 }
 
@@ -637,6 +680,7 @@ static void assertOpEqual(const lockOp *a, const lockOp *b) {
     assert_int_equal(a->owner.client, b->owner.client);
     assert_int_equal(a->token, b->token);
     assert_int_equal(a->ttl_ms, b->ttl_ms);
+    assert_int_equal(a->granted_index, b->granted_index);
 }
 
 /* Decodes a whole batch; 0 when every op decodes, -1 otherwise. */
@@ -658,6 +702,7 @@ static void test_op_batches_round_trip_and_every_truncation_is_rejected(void **s
         releaseOp("k2", own(UINT32_MAX, 0), 77),
         cancelOp("k3", own(2, 3), 4),
         expireOp("k4", 123456789012345ull),
+        expireLeaseOp("k6", 9, UINT64_MAX),
         renewOp("k5", own(9, 8), 7, 6),
         ownerGoneOp(own(4, 44)),
         nodeDeadOp(5),
@@ -1065,6 +1110,7 @@ typedef struct mOp {
     uint64_t req, token;
     uint32_t ttl;
     uint32_t node;
+    uint64_t granted; /* EXPIRE_LEASE */
 } mOp;
 
 static lockResult mApply(model *m, const mOp *op) {
@@ -1086,6 +1132,14 @@ static lockResult mApply(model *m, const mOp *op) {
     case LOCK_OP_RELEASE:
     case LOCK_OP_EXPIRE:
         if (l->held && l->token == op->token && (op->kind == LOCK_OP_EXPIRE || holds)) {
+            r.token = op->token;
+            mRelease(m, op->name);
+        } else {
+            r.status = LOCK_ERR_NOT_HOLDER;
+        }
+        break;
+    case LOCK_OP_EXPIRE_LEASE:
+        if (l->held && l->token == op->token && l->granted == op->granted) {
             r.token = op->token;
             mRelease(m, op->name);
         } else {
@@ -1124,7 +1178,11 @@ static lockResult mApply(model *m, const mOp *op) {
 }
 
 static lockOp mToOp(const mOp *x) {
-    lockOp op = {.kind = x->kind, .req = x->req, .token = x->token, .ttl_ms = x->ttl};
+    lockOp op = {.kind = x->kind,
+                 .req = x->req,
+                 .token = x->token,
+                 .ttl_ms = x->ttl,
+                 .granted_index = x->granted};
     op.name = (const uint8_t *)m_names[x->name];
     op.name_len = strlen(m_names[x->name]);
     op.owner = mOwner(x->owner);
@@ -1166,9 +1224,13 @@ static mOp mRandomOp(const model *m, uint64_t *next_req) {
             op.owner = l->holder.owner;
             op.req = l->holder.req;
         }
-    } else if (k < 84) {
+    } else if (k < 79) {
         op.kind = LOCK_OP_EXPIRE;
         op.token = l->held && rnd(2) == 0 ? l->token : stale;
+    } else if (k < 84) {
+        op.kind = LOCK_OP_EXPIRE_LEASE;
+        op.token = l->held && rnd(2) == 0 ? l->token : stale;
+        op.granted = l->held && rnd(3) != 0 ? l->granted : rnd(m->index + 2);
     } else if (k < 92) {
         op.kind = LOCK_OP_RENEW;
         if (l->held && rnd(4) != 0) op.owner = l->holder.owner;
@@ -1297,6 +1359,7 @@ int main(void) {
         cmocka_unit_test(test_release_with_wrong_token_or_owner_is_refused),
         cmocka_unit_test(test_expire_applies_only_to_the_current_token),
         cmocka_unit_test(test_renew_extends_only_the_holders_lease),
+        cmocka_unit_test(test_expire_lease_spares_a_lease_renewed_after_the_leader_decided),
         cmocka_unit_test(test_owner_gone_releases_holds_and_waits_and_promotes_next_waiters),
         cmocka_unit_test(test_node_dead_releases_every_owner_on_the_node_in_name_order),
         cmocka_unit_test(test_several_grants_in_one_entry_get_distinct_increasing_tokens),
