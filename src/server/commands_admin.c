@@ -457,6 +457,7 @@ void cmdInfo(client *c) {
     if (infoWants("coordinator", args, nargs)) {
         bufPrintf(&b, "# Coordinator\r\n");
         coordInfo(s, &b);
+        if (s->cfg.use_mutex) mutexInfo(s, &b);
         bufPrintf(&b, "\r\n");
     }
     if (infoWants("replication", args, nargs)) {

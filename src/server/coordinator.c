@@ -80,6 +80,8 @@ typedef struct coordWait {
     void *cb_ctx;
     bool submitted, cancelling;
     bool confirming;       /* granted here as a follower: checking it still holds */
+    bool delivered;        /* told of its grant by the leader's result; kept until this
+                              node applies the grant, which then only ends it */
     uint64_t submitted_ms; /* when the ACQUIRE went out: no lease can end before ttl after it */
     struct coordWait *next;
 } coordWait;
@@ -124,7 +126,7 @@ struct coord {
     void *stop_ctx;
     int handles_open;
     uint64_t proposed, forwarded, retried, grants_seen, expired, given_up, lockops_served,
-        stale_grants;
+        stale_grants, grants_from_results;
 };
 
 static coord *coordOf(server *s) {
@@ -350,8 +352,15 @@ static void waitRemove(coord *co, coordWait *w) {
     free(w);
 }
 
+static void wakeAdd(coord *co, const coordWait *w, uint64_t token, const char *err);
+
 /* Ends a wait: the client hears of it on the next loop iteration. */
 static void waitEnd(coord *co, coordWait *w, uint64_t token, const char *err) {
+    wakeAdd(co, w, token, err);
+    waitRemove(co, w);
+}
+
+static void wakeAdd(coord *co, const coordWait *w, uint64_t token, const char *err) {
     if (co->nwakes == co->capwakes) {
         co->capwakes = co->capwakes ? co->capwakes * 2 : 16;
         co->wakes = xrealloc(co->wakes, co->capwakes * sizeof *co->wakes);
@@ -363,7 +372,6 @@ static void waitEnd(coord *co, coordWait *w, uint64_t token, const char *err) {
     k->cb = w->cb;
     k->cb_ctx = w->cb_ctx;
     if (err) snprintf(k->err, sizeof k->err, "%s", err);
-    waitRemove(co, w);
     coordKick(co);
 }
 
@@ -378,16 +386,28 @@ static void submitRelease(coord *co, const lockOwner *owner, const uint8_t *name
     coordSubmit(co, &op, NULL, 0);
 }
 
+static bool grantFresh(const coordWait *w);
+
 static void onAcquireResult(coord *co, uint64_t req, const lockResult *r, const char *err) {
     coordWait *w = waitByReq(co, req);
-    if (!w) return; /* woken by the grant already, or gone */
+    if (!w || w->delivered) return; /* woken by the grant already, or gone */
     if (!r) {
         waitEnd(co, w, 0, err);
         return;
     }
-    /* A grant (now or later) reaches the client only through this node's
-     * own apply of it: a result can arrive before or after that apply, and
-     * must not deliver a grant twice or out of order. */
+    /* A lock granted at once: the result comes from the leader once the
+     * grant is committed and applied there, which on a follower is usually
+     * before its own apply (it may still be writing the entry to disk).
+     * The client hears of it now, if the lease cannot have run out yet;
+     * the wait stays, marked, so that the local apply of the grant ends
+     * it instead of waking the client twice or giving the lock back. A
+     * grant after queueing reaches the client through the apply. */
+    if (r->status == LOCK_OK && !w->cancelling && !w->confirming && grantFresh(w)) {
+        w->delivered = true;
+        co->grants_from_results++;
+        wakeAdd(co, w, r->token, NULL);
+        return;
+    }
     if (r->status != LOCK_OK && r->status != LOCK_QUEUED)
         waitEnd(co, w, 0, lockStatusMessage((lockStatus)r->status));
 }
@@ -528,6 +548,8 @@ static void fsmApply(void *ctx, uint64_t index, const uint8_t *data, size_t len,
         }
         if (!w)
             submitRelease(co, &g->owner, g->name, g->name_len, g->token); /* nobody waits for it */
+        else if (w->delivered)
+            waitRemove(co, w); /* the client has it already */
         else if (co->leader || grantFresh(w))
             waitEnd(co, w, g->token, NULL);
         else
@@ -543,7 +565,14 @@ static int fsmSnapshot(void *ctx, buf *out) {
 
 static int fsmRestore(void *ctx, const uint8_t *data, size_t len) {
     coord *co = ctx;
-    return lockTableDecode(co->table, data, len) == 0 ? 0 : -1;
+    if (lockTableDecode(co->table, data, len) != 0) return -1;
+    /* A snapshot replaces the entries: grants already delivered will not
+     * be applied one by one any more. */
+    for (coordWait *w = co->waits, *next; w; w = next) {
+        next = w->next;
+        if (w->delivered) waitRemove(co, w);
+    }
+    return 0;
 }
 
 /* ---- leadership, leases, dead nodes ---- */
@@ -648,7 +677,7 @@ static void leasesCheck(coord *co, uint64_t now) {
 
 static void waitsCheck(coord *co, uint64_t now) {
     for (coordWait *w = co->waits; w; w = w->next) {
-        if (!w->deadline_ms || w->cancelling || now < w->deadline_ms) continue;
+        if (!w->deadline_ms || w->cancelling || w->delivered || now < w->deadline_ms) continue;
         w->cancelling = true;
         if (!w->submitted) continue; /* ended below */
         lockOp op = {.kind = LOCK_OP_CANCEL,
@@ -837,7 +866,19 @@ static void onHandleClosed(uv_handle_t *h) {
     coord *co = h->data;
     if (--co->handles_open > 0) return;
     while (co->queue) opFinish(co, co->queue, NULL, "the node is shutting down");
-    while (co->waits) waitRemove(co, co->waits);
+    /* Serialized writes still waiting for a lock, or for the wake of one,
+     * hear that it will not come. */
+    for (size_t i = 0; i < co->nwakes; i++)
+        if (co->wakes[i].cb)
+            co->wakes[i].cb(co->s, co->wakes[i].cb_ctx, 0, "the node is shutting down");
+    co->nwakes = 0;
+    while (co->waits) {
+        coordWait *w = co->waits;
+        coordAcquireFn cb = w->cb;
+        void *cb_ctx = w->cb_ctx;
+        waitRemove(co, w);
+        if (cb) cb(co->s, cb_ctx, 0, "the node is shutting down");
+    }
     leasesClear(co);
     free(co->leases);
     free(co->wakes);
@@ -918,25 +959,26 @@ void coordInfo(server *s, buf *out) {
     char addr[300];
     uint32_t leader = coordLeader(s, addr, sizeof addr);
     size_t waiting = 0;
-    for (coordWait *w = co->waits; w; w = w->next) waiting++;
+    for (coordWait *w = co->waits; w; w = w->next) waiting += !w->delivered;
     size_t queued = 0;
     for (coordOp *o = co->queue; o; o = o->next) queued++;
-    bufPrintf(
-        out,
-        "raft_state:%s\r\nraft_term:%" PRIu64 "\r\nraft_leader:%" PRIu32
-        "\r\nraft_leader_addr:%s\r\n"
-        "raft_commit_index:%" PRIu64 "\r\nraft_last_applied:%" PRIu64 "\r\nraft_voters:%u\r\n"
-        "raft_snapshots_taken:%" PRIu64 "\r\nraft_auth_rejected:%" PRIu64 "\r\nraft_port:%d\r\n"
-        "coordinator_ready:%d\r\nlocks:%zu\r\nlock_waiters:%zu\r\nlast_token:%" PRIu64
-        "\r\nlocal_waiting:%zu\r\nops_queued:%zu\r\nops_proposed:%" PRIu64
-        "\r\nops_forwarded:%" PRIu64 "\r\nops_retried:%" PRIu64 "\r\nops_given_up:%" PRIu64
-        "\r\nlockops_served:%" PRIu64 "\r\ngrants:%" PRIu64 "\r\nleases_expired:%" PRIu64
-        "\r\nstale_grants:%" PRIu64 "\r\n",
-        raftNodeStateName(st.state), st.term, leader, addr, st.commit_index, st.last_applied,
-        st.voters, st.snapshots_taken, st.auth_rejected, s->cfg.raft_port, co->ready,
-        lockTableLockCount(co->table), lockTableWaiterCount(co->table),
-        lockTableLastToken(co->table), waiting, queued, co->proposed, co->forwarded, co->retried,
-        co->given_up, co->lockops_served, co->grants_seen, co->expired, co->stale_grants);
+    bufPrintf(out,
+              "raft_state:%s\r\nraft_term:%" PRIu64 "\r\nraft_leader:%" PRIu32
+              "\r\nraft_leader_addr:%s\r\n"
+              "raft_commit_index:%" PRIu64 "\r\nraft_last_applied:%" PRIu64 "\r\nraft_voters:%u\r\n"
+              "raft_snapshots_taken:%" PRIu64 "\r\nraft_auth_rejected:%" PRIu64
+              "\r\nraft_port:%d\r\n"
+              "coordinator_ready:%d\r\nlocks:%zu\r\nlock_waiters:%zu\r\nlast_token:%" PRIu64
+              "\r\nlocal_waiting:%zu\r\nops_queued:%zu\r\nops_proposed:%" PRIu64
+              "\r\nops_forwarded:%" PRIu64 "\r\nops_retried:%" PRIu64 "\r\nops_given_up:%" PRIu64
+              "\r\nlockops_served:%" PRIu64 "\r\ngrants:%" PRIu64 "\r\nleases_expired:%" PRIu64
+              "\r\nstale_grants:%" PRIu64 "\r\ngrants_from_results:%" PRIu64 "\r\n",
+              raftNodeStateName(st.state), st.term, leader, addr, st.commit_index, st.last_applied,
+              st.voters, st.snapshots_taken, st.auth_rejected, s->cfg.raft_port, co->ready,
+              lockTableLockCount(co->table), lockTableWaiterCount(co->table),
+              lockTableLastToken(co->table), waiting, queued, co->proposed, co->forwarded,
+              co->retried, co->given_up, co->lockops_served, co->grants_seen, co->expired,
+              co->stale_grants, co->grants_from_results);
 }
 
 /* ---- serialized writes ---- */
@@ -958,6 +1000,11 @@ void coordRelease(server *s, uint64_t client_id, const char *name, size_t len, u
     if (!co) return;
     lockOwner o = ownerOf(co, client_id);
     submitRelease(co, &o, (const uint8_t *)name, len, token);
+}
+
+size_t coordWaiters(server *s, const char *name, size_t len) {
+    coord *co = coordOf(s);
+    return co ? lockTableWaiters(co->table, (const uint8_t *)name, len, NULL, 0) : 0;
 }
 
 /* ---- commands ---- */

@@ -32,6 +32,8 @@ typedef void (*coordAcquireFn)(server *s, void *ctx, uint64_t token, const char 
 void coordAcquire(server *s, uint64_t client_id, const char *name, size_t len, uint32_t ttl_ms,
                   coordAcquireFn cb, void *ctx);
 void coordRelease(server *s, uint64_t client_id, const char *name, size_t len, uint64_t token);
+/* How many wait in line for the lock in this node's copy of the table. */
+size_t coordWaiters(server *s, const char *name, size_t len);
 
 /* Commands. */
 void cmdLock(client *c);

@@ -105,6 +105,7 @@ struct server {
     void *events;        /* the event sink (events.c), NULL without --logger-addr */
     void *repl;          /* replication state (replication.c) */
     struct coord *coord; /* the lock coordinator (coordinator.c) */
+    void *mutex;         /* the node's lock holds for serialized writes (mutex.c) */
     uint64_t events_total;
     struct uv_loop_s *loop;
     netServer *net;
@@ -160,6 +161,10 @@ client *serverFindClient(server *s, uint64_t id);
 /* mutex.c: serialized writes (--use-mutex 1). */
 bool mutexWanted(server *s, const command *cmd);
 void mutexExecute(client *c, const command *cmd);
+/* INFO coordinator lines about serialized writes. */
+void mutexInfo(server *s, buf *out);
+/* Frees what is left once the loop has stopped. */
+void mutexFreeState(server *s);
 const command *serverCommandTable(size_t *n);
 uint64_t serverUptimeMs(const server *s);
 

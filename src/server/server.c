@@ -693,6 +693,7 @@ out_store:
     storeClose(s->st);
     if (code == 0) logInfo("stopped; data is on disk");
 out:
+    mutexFreeState(s);
     if (s->keys) keyringFree(s->keys);
     nodeClockFree(&s->clock);
     vclockFree(&s->summary);
