@@ -57,6 +57,59 @@ def test_4_clients_x_500_incr_over_3_nodes_count_exactly_2000_with_the_mutex(mak
     print("mutex: %d grants, %d writes shared a grant" % (grants, shared))
 
 
+def test_a_node_busy_with_one_key_lets_another_node_write_it(make_agent):
+    """Pipelining clients on node 1 keep the key's lock busy (their writes
+    share the node's hold); a writer on node 2 still gets its turn, because
+    node 1 closes its hold once it sees node 2 waiting, and no update is
+    lost."""
+    n = cluster(make_agent, 1)
+    stop = threading.Event()
+    done = [0] * 6
+    errors = []
+
+    def hammer(i):
+        r = n[0].redis()
+        try:
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                # Pipelined: the next INCR is already there when one is
+                # answered, so node 1's hold never falls idle.
+                p = r.pipeline(transaction=False)
+                for _ in range(20):
+                    p.incr("hot")
+                p.execute()
+                done[i] += 20
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: sum(done) >= 400, 20, "node 1's clients to get going")
+        other = n[1].redis()
+        worst = 0.0
+        for _ in range(10):
+            t0 = time.monotonic()
+            other.incr("hot")
+            worst = max(worst, time.monotonic() - t0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []
+    # Node 1's hold stops taking writes as soon as node 2 waits (or after
+    # 1 s at most), so no write on node 2 waits for long.
+    assert worst < 3.0, worst
+    total = sum(done) + 10
+    wait_until(lambda: all(a.call("GET", "hot") == str(total).encode() for a in n), 10,
+               "%d on every node" % total)
+    info = parse_info(n[0].call("INFO", "coordinator"))
+    assert int(info["mutex_shared_writes"]) > 0 and int(info["mutex_holds_closed"]) > 0, info
+    print("node 1: %d INCRs by 6 clients, %d grants; node 2: 10 INCRs, slowest %.3f s"
+          % (sum(done), int(info["mutex_grants"]), worst))
+
+
 def test_the_same_load_without_the_mutex_is_reported(make_agent):
     n = cluster(make_agent, 0)
     took, errors = incr_load(n)
