@@ -348,7 +348,8 @@ static int storeIndexUpdate(store *s, MDB_txn *txn, const storeVersion *ver, con
     MDB_val k = {sizeof ck, ck}, v = {klen, (void *)key};
     /* Change numbers only grow: a new entry goes at the end of the table,
      * which LMDB appends without a search. */
-    int rc = add ? mdb_put(txn, s->changes_dbi, &k, &v, MDB_APPEND) : mdb_del(txn, s->changes_dbi, &k, NULL);
+    int rc = add ? mdb_put(txn, s->changes_dbi, &k, &v, MDB_APPEND)
+                 : mdb_del(txn, s->changes_dbi, &k, NULL);
     if (rc == MDB_KEYEXIST && add) rc = mdb_put(txn, s->changes_dbi, &k, &v, 0);
     if (rc != 0 && !(rc == MDB_NOTFOUND && !add)) return rc;
     if (!(ver->flags & STORE_FLAG_TOMBSTONE)) return 0;
@@ -672,8 +673,11 @@ int storePut(store *s, const void *key, size_t klen, const storeRecord *rec) {
      * straight into it. */
     storeRecord r = *rec;
     r.ver.change_seq = s->next_change_seq++;
-    int rc = storeUnindex(s, key, klen);
-    if (rc == 0) rc = storeIndexUpdate(s, s->wtxn, &r.ver, key, klen, true);
+    /* The new entry goes in before the old one comes out: a table emptied
+     * even for a moment gives up its root page, and the next append takes
+     * a fresh one, which the commit then writes, once per write. */
+    int rc = storeIndexUpdate(s, s->wtxn, &r.ver, key, klen, true);
+    if (rc == 0) rc = storeUnindex(s, key, klen);
     if (rc != 0) return storeAbortBatch(s, rc, "index update");
     MDB_val k = {klen, (void *)key};
     MDB_val v = {recordEncodedSize(&r), NULL};

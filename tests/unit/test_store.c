@@ -458,6 +458,28 @@ static void test_change_feed_lists_each_record_once_at_its_latest_change(void **
     storeClose(s);
 }
 
+/* Overwriting one key many times in a batch keeps its feed entry on the
+ * same page: the commit writes a handful of pages, not one per write (the
+ * data file would grow by thousands of pages). */
+static void test_rewriting_one_key_in_a_batch_dirties_a_few_pages(void **state) {
+    testDir *d = *state;
+    store *s = testOpen(d->data);
+    testPutStr(s, "hot", "0", 1);
+    assert_int_equal(storeCommit(s), STORE_OK);
+    storeStats before, after;
+    storeGetStats(s, &before);
+    for (int round = 0; round < 3; round++) {
+        for (uint64_t i = 0; i < 2000; i++) testPutStr(s, "hot", "v", 2 + i);
+        assert_int_equal(storeCommit(s), STORE_OK);
+    }
+    storeGetStats(s, &after);
+    assert_true(after.file_bytes - before.file_bytes <= 64 * 4096);
+    testChanges c = {{0}, 0};
+    assert_int_equal(storeScanChanges(s, 0, testCollectChange, &c), STORE_OK);
+    assert_int_equal(c.n, 1);
+    storeClose(s);
+}
+
 static void test_tombstones_are_counted_and_listed_until_overwritten(void **state) {
     testDir *d = *state;
     store *s = testOpen(d->data);
@@ -1294,6 +1316,7 @@ int main(void) {
         DIR_TEST(test_batch_sees_its_own_writes_and_commit_publishes_them),
         DIR_TEST(test_delete_within_and_across_batches),
         DIR_TEST(test_tombstone_is_a_record_and_delete_removes_it),
+        DIR_TEST(test_rewriting_one_key_in_a_batch_dirties_a_few_pages),
         DIR_TEST(test_change_feed_lists_each_record_once_at_its_latest_change),
         DIR_TEST(test_tombstones_are_counted_and_listed_until_overwritten),
         DIR_TEST(test_invalid_arguments_leave_the_batch_intact),
