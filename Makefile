@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CTEST_ARGS ?=
 
-.PHONY: all deps build test unit integration demo asan valgrind fuzz bench format clean
+.PHONY: all deps build test unit integration fault demo asan valgrind fuzz bench format clean
 
 all: build
 
@@ -26,6 +26,15 @@ unit: build
 
 integration: build
 	@cd $(BUILD) && ctest --output-on-failure -L integration
+
+# The long fault scenarios of tests/fault (network namespaces, needs root;
+# about 20 minutes): the leader killed 20 times, five 30 s partitions, 5
+# minutes of 10 % loss, pauses, kill-all, a full disk. The results table
+# is printed and written to $(BUILD)/fault-results.md.
+fault: build
+	@cd tests/fault && DMKV_BIN=$(abspath $(BUILD))/dmkv DMKV_FAULT_MODE=long \
+		DMKV_FAULT_RESULTS=$(abspath $(BUILD))/fault-results.md PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -v -s -p no:cacheprovider .
 
 demo: build
 	@./scripts/demo.sh $(BUILD)/dmkv

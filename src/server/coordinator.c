@@ -39,6 +39,7 @@
 #include <uv.h>
 
 #include "crypt/crypt.h"
+#include "gossip/gossip.h"
 #include "lock/lock.h"
 #include "lock/raftnode.h"
 #include "net/peer.h"
@@ -47,10 +48,11 @@
 #include "server/internal.h"
 #include "util/log.h"
 
-#define COORD_TICK_MS   50
-#define OP_GIVE_UP_MS   30000
-#define COORD_MAX_PEERS 256
-#define LOCK_TTL_MAX_MS 86400000u
+#define COORD_TICK_MS      50
+#define OP_GIVE_UP_MS      30000
+#define COORD_MAX_PEERS    256
+#define LOCK_TTL_MAX_MS    86400000u
+#define NODE_DEAD_GRACE_MS 2000 /* a DEAD claim must stand this long before NODE_DEAD */
 
 static const uint8_t AD_LOCKOP[] = "dmkv-lockop-v1";
 
@@ -94,6 +96,11 @@ typedef struct coordWake {
     char err[160];
 } coordWake;
 
+typedef struct coordDeadNode {
+    uint32_t id;
+    uint64_t due_ms;
+} coordDeadNode;
+
 typedef struct coordLease {
     buf name;
     uint64_t token;
@@ -119,6 +126,8 @@ struct coord {
     size_t nwakes, capwakes;
     coordLease *leases;
     size_t nleases, capleases;
+    coordDeadNode *dead; /* members declared DEAD, waiting out the grace period */
+    size_t ndead, capdead;
     uv_timer_t tick, kick;
     netPeer *fwd;
     uint32_t fwd_id;
@@ -126,7 +135,7 @@ struct coord {
     void *stop_ctx;
     int handles_open;
     uint64_t proposed, forwarded, retried, grants_seen, expired, given_up, lockops_served,
-        stale_grants, grants_from_results;
+        stale_grants, grants_from_results, dead_refuted;
 };
 
 static coord *coordOf(server *s) {
@@ -611,9 +620,39 @@ static void onLeaderChange(void *ctx, uint64_t leader_id) {
     coordKick(co);
 }
 
+/* Gossip declared a member DEAD. A declaration can be wrong and refuted a
+ * moment later (a node just back from a partition may hear, or make, a
+ * stale claim), and NODE_DEAD would take away the locks of a live node.
+ * So the leader waits NODE_DEAD_GRACE_MS and proposes NODE_DEAD only if
+ * the member is still DEAD (or has left) then. */
 static void onMemberDead(void *ctx, uint32_t id) {
     coord *co = ctx;
-    if (co->leader) submitNodeDead(co, id);
+    if (!co->leader) return;
+    for (size_t i = 0; i < co->ndead; i++)
+        if (co->dead[i].id == id) return;
+    if (co->ndead == co->capdead) {
+        co->capdead = co->capdead ? co->capdead * 2 : 8;
+        co->dead = xrealloc(co->dead, co->capdead * sizeof *co->dead);
+    }
+    co->dead[co->ndead++] = (coordDeadNode){id, timeMonoMs() + NODE_DEAD_GRACE_MS};
+}
+
+static void deadCheck(coord *co, uint64_t now) {
+    for (size_t i = 0; i < co->ndead;) {
+        coordDeadNode d = co->dead[i];
+        if (co->leader && now < d.due_ms) {
+            i++;
+            continue;
+        }
+        co->dead[i] = co->dead[--co->ndead];
+        if (!co->leader) continue; /* the next leader hears of it from gossip */
+        int st = co->s->cl ? clusterMemberState(co->s->cl, d.id, NULL, 0, NULL) : -1;
+        if (st == GOSSIP_ALIVE || st == GOSSIP_SUSPECT) {
+            co->dead_refuted++;
+            continue;
+        }
+        submitNodeDead(co, d.id);
+    }
 }
 
 static void onExpireResult(coord *co, uint64_t token, const lockResult *r, const char *err) {
@@ -697,6 +736,7 @@ static void onTick(uv_timer_t *t) {
     coord *co = t->data;
     uint64_t now = timeMonoMs();
     if (co->leader) leasesCheck(co, now);
+    if (co->ndead) deadCheck(co, now);
     waitsCheck(co, now);
     coordSendQueued(co);
 }
@@ -881,6 +921,7 @@ static void onHandleClosed(uv_handle_t *h) {
     }
     leasesClear(co);
     free(co->leases);
+    free(co->dead);
     free(co->wakes);
     lockResultsFree(&co->results);
     lockGrantsFree(&co->grants);
@@ -972,13 +1013,14 @@ void coordInfo(server *s, buf *out) {
               "\r\nlocal_waiting:%zu\r\nops_queued:%zu\r\nops_proposed:%" PRIu64
               "\r\nops_forwarded:%" PRIu64 "\r\nops_retried:%" PRIu64 "\r\nops_given_up:%" PRIu64
               "\r\nlockops_served:%" PRIu64 "\r\ngrants:%" PRIu64 "\r\nleases_expired:%" PRIu64
-              "\r\nstale_grants:%" PRIu64 "\r\ngrants_from_results:%" PRIu64 "\r\n",
+              "\r\nstale_grants:%" PRIu64 "\r\ngrants_from_results:%" PRIu64
+              "\r\ndead_claims_refuted:%" PRIu64 "\r\n",
               raftNodeStateName(st.state), st.term, leader, addr, st.commit_index, st.last_applied,
               st.voters, st.snapshots_taken, st.auth_rejected, s->cfg.raft_port, co->ready,
               lockTableLockCount(co->table), lockTableWaiterCount(co->table),
               lockTableLastToken(co->table), waiting, queued, co->proposed, co->forwarded,
               co->retried, co->given_up, co->lockops_served, co->grants_seen, co->expired,
-              co->stale_grants, co->grants_from_results);
+              co->stale_grants, co->grants_from_results, co->dead_refuted);
 }
 
 /* ---- serialized writes ---- */

@@ -52,6 +52,9 @@ struct client {
      * and on_free runs if the connection closes meanwhile. */
     bool blocked;
     void (*on_free)(client *c);
+    /* Unblocked: its waiting commands run on the next loop pass. */
+    bool resume_pending;
+    client *resume_next;
     bool holds_locks; /* took part in the lock table: tell it when closing */
     char *name;
     char lib_name[64];
@@ -122,6 +125,8 @@ struct server {
     client *clients;
     size_t nclients;
     client *batch_clients;
+    client *resume_list;            /* unblocked clients whose commands wait for the next pass */
+    void (*resume_soon)(server *s); /* arranges that pass (server.c) */
     uint64_t next_client_id;
     uint64_t start_ms;
     serverStats stats;
@@ -161,6 +166,8 @@ client *serverFindClient(server *s, uint64_t id);
 /* mutex.c: serialized writes (--use-mutex 1). */
 bool mutexWanted(server *s, const command *cmd);
 void mutexExecute(client *c, const command *cmd);
+/* Releases the holds that stayed idle through a loop pass. */
+void mutexSettleIdle(server *s);
 /* INFO coordinator lines about serialized writes. */
 void mutexInfo(server *s, buf *out);
 /* Frees what is left once the loop has stopped. */

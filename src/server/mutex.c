@@ -24,6 +24,13 @@
  * lease; writes that arrive then ask for the lock again, behind the
  * waiters already in line. A hold with no write left is released at once.
  *
+ * A node that was down, cut off or held DEAD by the previous holder may
+ * have missed that holder's writes (a push to a member that is not live is
+ * not waited for). So before the writes of a fresh grant run, the node
+ * reads the change feed of every live member (replicationCatchUp), each
+ * read begun after the grant: whatever an earlier holder wrote and
+ * released is then here.
+ *
  * A client is blocked while its write waits, and its pipeline waits. The
  * command's arguments are copied, since the input they pointed into moves
  * on. */
@@ -54,16 +61,20 @@ typedef struct mutexHold {
     struct mutexHold *next; /* hash chain */
     buf name;
     uint64_t hash;
-    uint64_t token; /* 0 while not held */
+    uint64_t token;         /* 0 while not held */
+    uint64_t granted_token; /* granted, waiting for replicationCatchUp */
     uint64_t granted_ms;
     bool acquiring;
-    bool closed;   /* takes no new writes; released when pinned drops to 0 */
-    bool granting; /* onHoldGranted is walking its waiters: not freed meanwhile */
-    size_t pinned; /* writes that entered it and are not done */
+    bool closed;         /* takes no new writes; released when pinned drops to 0 */
+    bool granting;       /* onHoldGranted is walking its waiters: not freed meanwhile */
+    size_t pinned;       /* writes that entered it and are not done */
+    bool settle_pending; /* idle: released on the next loop pass unless used again */
+    struct mutexHold *settle_next;
     mutexWrite *wait_head, *wait_tail;
 } mutexHold;
 
 typedef struct mutexState {
+    mutexHold *settle_list; /* idle holds, released on the next loop pass */
     mutexHold **buckets;
     size_t mask, count;
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
@@ -186,6 +197,14 @@ static mutexHold *holdGet(mutexState *m, const char *name, size_t len) {
 }
 
 static void holdDelete(mutexState *m, mutexHold *h) {
+    if (h->settle_pending) {
+        for (mutexHold **pp = &m->settle_list; *pp; pp = &(*pp)->settle_next) {
+            if (*pp == h) {
+                *pp = h->settle_next;
+                break;
+            }
+        }
+    }
     for (mutexHold **pp = &m->buckets[h->hash & m->mask]; *pp; pp = &(*pp)->next) {
         if (*pp == h) {
             *pp = h->next;
@@ -200,10 +219,22 @@ static void holdDelete(mutexState *m, mutexHold *h) {
 static void holdAcquire(server *s, mutexHold *h);
 
 /* A hold nobody uses any more is given back; if writes wait for it (they
- * came while it was closed), it is asked for again. */
+ * came while it was closed), it is asked for again. An open hold that
+ * just fell idle is kept to the next loop pass: a client whose write was
+ * just answered sends its next one then (serverUnblock), and a pipelined
+ * client's next command is already waiting to run under it. */
 static void holdSettle(server *s, mutexHold *h) {
     mutexState *m = stateOf(s);
     if (h->granting || h->pinned || h->acquiring) return;
+    if (h->token && !h->closed && !s->stopping) {
+        if (!h->settle_pending) {
+            h->settle_pending = true;
+            h->settle_next = m->settle_list;
+            m->settle_list = h;
+            if (s->resume_soon) s->resume_soon(s);
+        }
+        return;
+    }
     if (h->token) {
         coordRelease(s, MUTEX_CLIENT, h->name.data, h->name.len, h->token);
         h->token = 0;
@@ -219,6 +250,19 @@ static void holdSettle(server *s, mutexHold *h) {
 static void holdUnpin(server *s, mutexHold *h) {
     h->pinned--;
     holdSettle(s, h);
+}
+
+void mutexSettleIdle(server *s) {
+    mutexState *m = s->mutex;
+    if (!m) return;
+    while (m->settle_list) {
+        mutexHold *h = m->settle_list;
+        m->settle_list = h->settle_next;
+        h->settle_pending = false;
+        if (h->pinned || h->granting || h->acquiring) continue; /* in use again */
+        h->closed = true; /* idle for a whole pass: give it back */
+        holdSettle(s, h);
+    }
 }
 
 /* Whether a new write may still run under the hold. */
@@ -337,8 +381,7 @@ static void mutexNext(mutexWrite *m) {
     mutexRun(m);
 }
 
-static void onHoldGranted(server *s, void *ctx, uint64_t token, const char *err) {
-    mutexHold *h = ctx;
+static void holdGranted(server *s, mutexHold *h, uint64_t token, const char *err) {
     mutexState *st = stateOf(s);
     h->acquiring = false;
     mutexWrite *w = h->wait_head;
@@ -353,7 +396,6 @@ static void onHoldGranted(server *s, void *ctx, uint64_t token, const char *err)
     } else {
         st->grants++;
         h->token = token;
-        h->granted_ms = timeMonoMs();
         h->closed = false;
         while (w) {
             mutexWrite *next = w->next_wait;
@@ -374,6 +416,30 @@ static void onHoldGranted(server *s, void *ctx, uint64_t token, const char *err)
     }
     h->granting = false;
     holdSettle(s, h);
+}
+
+static void onHoldCaughtUp(server *s, void *ctx) {
+    mutexHold *h = ctx;
+    if (s->stopping) { /* no write runs on what may be stale now */
+        coordRelease(s, MUTEX_CLIENT, h->name.data, h->name.len, h->granted_token);
+        holdGranted(s, h, 0, "the node is shutting down");
+        return;
+    }
+    holdGranted(s, h, h->granted_token, NULL);
+}
+
+/* Granted: the writes run once this node holds every write the lock's
+ * earlier holders made (replicationCatchUp); until then the hold stays
+ * acquiring, so nothing settles or reuses it. */
+static void onHoldGranted(server *s, void *ctx, uint64_t token, const char *err) {
+    mutexHold *h = ctx;
+    if (err || !token) {
+        holdGranted(s, h, token, err);
+        return;
+    }
+    h->granted_token = token;
+    h->granted_ms = timeMonoMs(); /* the lease began before this */
+    replicationCatchUp(s, onHoldCaughtUp, h);
 }
 
 static void holdAcquire(server *s, mutexHold *h) {

@@ -58,6 +58,9 @@
 #define REPL_GC_PER_TICK           2000u
 #define REPL_LAG_SLOTS             256 /* send times of unacknowledged batches kept per peer */
 #define REPL_PEERS_META_KEY        "repl-peers"
+/* A catch-up waits at most this long (longer than a feed request's call
+ * timeout), so a member that moved or was forgotten cannot hold it. */
+#define REPL_CATCH_UP_MAX_MS 6000
 
 static const uint8_t AD_REPL[] = "dmkv-repl-v1";
 static const uint8_t AD_SYNC_REQ[] = "dmkv-sync-req-v1";
@@ -85,6 +88,7 @@ typedef struct replPeer {
     vclock first_summary;           /* its summary at the first page of the read */
     bool have_first;
     uint64_t rounds, repaired, sync_failures;
+    uint64_t reads_started, reads_ended; /* feed reads begun and ended, for catch-ups */
     /* Its summary as last reported, for tombstone collection. */
     vclock seen;
     bool have_seen;
@@ -104,8 +108,26 @@ typedef struct ackGroup {
     size_t n;
 } ackGroup;
 
+/* A replicationCatchUp waiting for reads: per member, the read (numbered
+ * by replPeer.reads_started) that must end. */
+typedef struct catchUpNeed {
+    uint32_t peer_id;
+    uint64_t read;
+} catchUpNeed;
+
+typedef struct catchUpWaiter {
+    struct catchUpWaiter *next;
+    replicationCaughtUpFn fn;
+    void *ctx;
+    catchUpNeed *need;
+    size_t nneed;
+    uint64_t started_ms;
+} catchUpWaiter;
+
 typedef struct replState {
     server *srv;
+    catchUpWaiter *catch_head;
+    uint64_t catch_ups;
     ackWaiter *ack_pending; /* for the batch being built */
     size_t nack_pending, capack_pending;
     replPeer **peers;
@@ -662,13 +684,18 @@ typedef struct syncCtx {
 
 static void syncRequest(server *s, replState *r, replPeer *p);
 
-static void syncEnd(replPeer *p, bool ok) {
+static void catchUpOnRead(server *s, replState *r, replPeer *p);
+
+static void syncEnd(server *s, replPeer *p, bool ok) {
     p->sync_inflight = false;
     p->last_sync_ms = timeMonoMs();
+    p->reads_ended = p->reads_started;
     if (!ok) {
         p->sync_failures++;
         p->sync_wanted = true;
     }
+    replState *r = s->repl;
+    if (r && r->catch_head) catchUpOnRead(s, r, p);
 }
 
 static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
@@ -685,11 +712,11 @@ static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
                     err                         ? err
                     : reply->type == RESP_ERROR ? reply->str
                                                 : "unexpected reply");
-        syncEnd(p, false);
+        syncEnd(s, p, false);
         return;
     }
     if (generation != r->generation) { /* a batch failed meanwhile: start over later */
-        syncEnd(p, false);
+        syncEnd(s, p, false);
         return;
     }
     const uint8_t *data = (const uint8_t *)reply->str;
@@ -709,7 +736,7 @@ static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
     if (!ok) {
         r->rejected++;
         logWarn("anti-entropy with node %" PRIu32 ": malformed or unsealed page", p->id);
-        syncEnd(p, false);
+        syncEnd(s, p, false);
         goto out;
     }
     if (rd.left) {
@@ -732,7 +759,7 @@ static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
         char msg[300];
         snprintf(msg, sizeof msg, "%s", storeError(s->st));
         serverCommitNow(s); /* runs the batch-failure handling */
-        syncEnd(p, false);
+        syncEnd(s, p, false);
         goto out;
     }
     p->repaired += res.changed;
@@ -750,7 +777,7 @@ static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
         s->summary_dirty = true;
     }
     p->rounds++;
-    syncEnd(p, true);
+    syncEnd(s, p, true);
 out:
     vclockFree(&pg.summary);
     vclockFree(&h.vc);
@@ -778,6 +805,7 @@ static void syncRequest(server *s, replState *r, replPeer *p) {
 
 static void syncStart(server *s, replState *r, replPeer *p) {
     p->sync_inflight = true;
+    p->reads_started++;
     p->sync_wanted = false;
     p->sync_started_ms = timeMonoMs();
     p->generation = r->generation;
@@ -785,6 +813,95 @@ static void syncStart(server *s, replState *r, replPeer *p) {
     p->cur_change = p->hw_change;
     p->have_first = false;
     syncRequest(s, r, p);
+}
+
+/* ---- catching up before a serialized write ---- */
+
+typedef struct catchUpCtx {
+    server *s;
+    replState *r;
+    catchUpWaiter *w;
+} catchUpCtx;
+
+static void catchUpMember(void *ctx, uint32_t id, const char *host, int tcp_port) {
+    catchUpCtx *q = ctx;
+    replPeer *p = replPeerFor(q->r, id, host, tcp_port);
+    if (!p) return;
+    /* A read already under way may have begun before the call: the one
+     * after it is needed, and catchUpOnRead starts it. */
+    uint64_t need = p->reads_started + 1;
+    if (!p->sync_inflight) syncStart(q->s, q->r, p);
+    q->w->need = xrealloc(q->w->need, (q->w->nneed + 1) * sizeof *q->w->need);
+    q->w->need[q->w->nneed++] = (catchUpNeed){id, need};
+}
+
+void replicationCatchUp(server *s, replicationCaughtUpFn fn, void *ctx) {
+    replState *r = s->cl ? replOf(s) : NULL;
+    if (!r) {
+        fn(s, ctx);
+        return;
+    }
+    r->catch_ups++;
+    catchUpWaiter *w = xcalloc(1, sizeof *w);
+    w->fn = fn;
+    w->ctx = ctx;
+    w->started_ms = timeMonoMs();
+    catchUpCtx q = {s, r, w};
+    clusterForEachAlive(s->cl, catchUpMember, &q);
+    /* A read may have ended inside syncStart (a failed send). */
+    for (size_t i = 0; i < w->nneed;) {
+        replPeer *p = replPeerFind(r, w->need[i].peer_id);
+        if (!p || p->reads_ended >= w->need[i].read)
+            w->need[i] = w->need[--w->nneed];
+        else
+            i++;
+    }
+    if (!w->nneed) {
+        free(w->need);
+        free(w);
+        fn(s, ctx);
+        return;
+    }
+    w->next = r->catch_head;
+    r->catch_head = w;
+}
+
+/* A read of p's feed ended (p NULL: a tick): settles the catch-ups it
+ * completes and those waiting REPL_CATCH_UP_MAX_MS, and starts the next
+ * read for those that need one begun after they asked. */
+static void catchUpOnRead(server *s, replState *r, replPeer *p) {
+    catchUpWaiter *done = NULL, **pw = &r->catch_head;
+    bool again = false;
+    uint64_t now = timeMonoMs();
+    while (*pw) {
+        catchUpWaiter *w = *pw;
+        if (now - w->started_ms >= REPL_CATCH_UP_MAX_MS) w->nneed = 0;
+        for (size_t i = 0; i < w->nneed;) {
+            if (!p || w->need[i].peer_id != p->id) {
+                i++;
+            } else if (p->reads_ended >= w->need[i].read) {
+                w->need[i] = w->need[--w->nneed];
+            } else {
+                again = true;
+                i++;
+            }
+        }
+        if (w->nneed) {
+            pw = &w->next;
+        } else {
+            *pw = w->next;
+            w->next = done;
+            done = w;
+        }
+    }
+    if (again && p && !p->sync_inflight) syncStart(s, r, p);
+    while (done) { /* after the walk: fn may ask again */
+        catchUpWaiter *w = done;
+        done = w->next;
+        free(w->need);
+        w->fn(s, w->ctx);
+        free(w);
+    }
 }
 
 static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port);
@@ -915,6 +1032,7 @@ static void onReplTick(uv_timer_t *t) {
     replState *r = t->data;
     server *s = r->srv;
     if (!s->cl || s->stopping) return;
+    if (r->catch_head) catchUpOnRead(s, r, NULL); /* settles the overdue */
     for (size_t i = 0; i < r->npeers; i++) {
         r->peers[i]->was_alive = r->peers[i]->alive;
         r->peers[i]->alive = false;
@@ -980,6 +1098,14 @@ void replicationStop(server *s) {
     free(r->peers);
     r->peers = NULL;
     r->npeers = 0;
+    /* Catch-ups will not get their reads; their writes fail on their own. */
+    while (r->catch_head) {
+        catchUpWaiter *w = r->catch_head;
+        r->catch_head = w->next;
+        free(w->need);
+        w->fn(s, w->ctx);
+        free(w);
+    }
     /* Writes waiting for acknowledgements will not get them. */
     ackGroup *g = ackGroupTake(r);
     if (g) ackGroupFire(s, g, "the node is shutting down");
@@ -1012,15 +1138,15 @@ void replicationInfo(server *s, buf *out) {
         rounds += r->peers[i]->rounds;
         repaired += r->peers[i]->repaired;
     }
-    bufPrintf(out,
-              "peers:%zu\r\nbatches_received:%" PRIu64 "\r\nwrites_applied:%" PRIu64
-              "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nwrites_fenced:%" PRIu64
-              "\r\nconflicts:%" PRIu64 "\r\nbatches_rejected:%" PRIu64
-              "\r\nanti_entropy_rounds:%" PRIu64 "\r\nanti_entropy_keys_repaired:%" PRIu64
-              "\r\nanti_entropy_pages_served:%" PRIu64 "\r\ntombstones_collected:%" PRIu64 "\r\n",
-              r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->fenced,
-              r->conflicts, r->rejected, rounds, repaired, r->sync_pages_sent,
-              r->tombstones_collected);
+    bufPrintf(
+        out,
+        "peers:%zu\r\nbatches_received:%" PRIu64 "\r\nwrites_applied:%" PRIu64
+        "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nwrites_fenced:%" PRIu64
+        "\r\nconflicts:%" PRIu64 "\r\nbatches_rejected:%" PRIu64 "\r\nanti_entropy_rounds:%" PRIu64
+        "\r\nanti_entropy_keys_repaired:%" PRIu64 "\r\nanti_entropy_pages_served:%" PRIu64
+        "\r\ntombstones_collected:%" PRIu64 "\r\nmutex_catch_ups:%" PRIu64 "\r\n",
+        r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->fenced, r->conflicts,
+        r->rejected, rounds, repaired, r->sync_pages_sent, r->tombstones_collected, r->catch_ups);
     uint64_t now = timeMonoMs();
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];

@@ -24,6 +24,17 @@ void replicationDiscard(server *s);
 typedef void (*replicationAckedFn)(server *s, void *ctx, const char *err);
 void replicationOnAcked(server *s, replicationAckedFn fn, void *ctx);
 
+/* Calls fn once this node has read the change feed of every member that
+ * is ALIVE now, each read begun after this call (a read that fails, the
+ * member not answering, counts as done; after 6 s it stops waiting). A
+ * write made under a lock just granted and run after fn therefore sees
+ * every write the lock's earlier holders made, which were committed
+ * before they released it, even those whose pushes missed this node (it
+ * was down, held DEAD by the writer, or its link broke). fn runs before
+ * this returns when no member is alive, and when the node shuts down. */
+typedef void (*replicationCaughtUpFn)(server *s, void *ctx);
+void replicationCatchUp(server *s, replicationCaughtUpFn fn, void *ctx);
+
 /* Whether any other member (alive or not, not left) is known: without
  * one, a delete needs no tombstone. */
 bool replicationHasMembers(server *s);

@@ -319,6 +319,14 @@ static void clientFree(client *c) {
             }
         }
     }
+    if (c->resume_pending) {
+        for (client **pp = &s->resume_list; *pp; pp = &(*pp)->resume_next) {
+            if (*pp == c) {
+                *pp = c->resume_next;
+                break;
+            }
+        }
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -478,12 +486,32 @@ void serverBlock(client *c, void (*on_free)(client *c)) {
     c->on_free = on_free;
 }
 
+/* The commands a client sent while it was blocked run on the next pass of
+ * the loop, never inside the callback that unblocked it: that may be a
+ * Raft apply or a replication acknowledgement, which a command could
+ * otherwise re-enter (a pipelined DMKV.LOCKOP proposing from inside
+ * libraft's apply callback, say). */
 void serverUnblock(client *c) {
     if (!c->blocked) return;
+    server *s = c->srv;
     c->blocked = false;
     c->on_free = NULL;
     netConnWantFlush(c->conn);
-    if (!c->paused_for_output) clientProcessInput(c);
+    if (c->resume_pending) return;
+    c->resume_pending = true;
+    c->resume_next = s->resume_list;
+    s->resume_list = c;
+    if (s->resume_soon) s->resume_soon(s);
+}
+
+static void serverResumeClients(server *s) {
+    while (s->resume_list) {
+        client *c = s->resume_list;
+        s->resume_list = c->resume_next;
+        c->resume_pending = false;
+        if (!c->blocked && !c->paused_for_output) clientProcessInput(c);
+    }
+    mutexSettleIdle(s);
 }
 
 client *serverFindClient(server *s, uint64_t id) {
@@ -514,11 +542,22 @@ typedef struct agentLoop {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     uv_timer_t sync_timer;
+    uv_timer_t resume_timer; /* runs unblocked clients' commands (serverUnblock) */
     uv_work_t sync_work;
     bool sync_running;
     int sync_rc;
     bool shutdown_started;
 } agentLoop;
+
+static void onResumeTimer(uv_timer_t *t) {
+    agentLoop *a = t->data;
+    serverResumeClients(&a->srv);
+}
+
+static void agentResumeSoon(server *s) {
+    agentLoop *a = (agentLoop *)s;
+    uv_timer_start(&a->resume_timer, onResumeTimer, 0, 0);
+}
 
 static void onSyncWork(uv_work_t *w) {
     agentLoop *a = w->data;
@@ -550,6 +589,7 @@ static void onNetClosed(void *ctx) {
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sync_timer, NULL);
+    uv_close((uv_handle_t *)&a->resume_timer, NULL);
 }
 
 static void onCoordStopped(void *ctx) {
@@ -673,6 +713,9 @@ int serverRun(const serverConfig *cfg) {
     uv_signal_start(&a->sigint, onSignal, SIGINT);
     uv_signal_start(&a->sigterm, onSignal, SIGTERM);
     uv_timer_init(&a->loop, &a->sync_timer);
+    uv_timer_init(&a->loop, &a->resume_timer);
+    a->resume_timer.data = a;
+    s->resume_soon = agentResumeSoon;
     a->sync_timer.data = a;
     if (cfg->fsync == STORE_FSYNC_EVERYSEC) uv_timer_start(&a->sync_timer, onSyncTimer, 1000, 1000);
 

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -51,6 +52,11 @@
 /* Bytes of a key quoted in an error message. */
 #define STORE_ERR_KEY_BYTES 64
 #define STORE_ERR_BYTES     1024
+/* A failed write with less free space than this on the data disk is
+ * reported as a full disk: LMDB turns a short write (the disk filled
+ * part-way through a page) into EIO, which would otherwise read like a
+ * failing device. */
+#define STORE_LOW_SPACE_BYTES (16ull << 20)
 
 struct store {
     MDB_env *env;
@@ -157,6 +163,15 @@ static int storeAbortBatch(store *s, int rc, const char *what) {
                             "the batch was discarded");
     if (rc == MDB_BAD_VALSIZE)
         return storeFail(s, "key too large for LMDB; the batch was discarded");
+    struct statvfs st;
+    if ((rc == ENOSPC || rc == EDQUOT || rc == EIO) && statvfs(s->dir, &st) == 0) {
+        unsigned long long avail = (unsigned long long)st.f_bavail * st.f_frsize;
+        if (rc != EIO || avail < STORE_LOW_SPACE_BYTES)
+            return storeFail(s,
+                             "%s failed: no space left on the data disk (%llu KiB free in %s); "
+                             "the batch was discarded, free disk space",
+                             what, avail >> 10, s->dir);
+    }
     return storeFail(s, "%s failed: %s; the batch was discarded", what, mdb_strerror(rc));
 }
 

@@ -27,6 +27,14 @@ real network does).
   - loss(h, P) drops P % of the packets arriving at h (ingress) and P % of
     those h sends (egress hook) with `numgen random mod 100 < P drop`, in
     the table dmkv_loss; loss(h, 0) deletes it.
+  - link_loss(a, b, P) drops P % of the packets on the link a-b, each way,
+    at the receiver's ingress (table dmkv_linkloss), so a packet crosses
+    exactly one such rule; link_loss(a, b, 0) removes it.
+  - pause(p) / resume(p) stop and continue a process with SIGSTOP/SIGCONT;
+    __exit__ continues every paused one before stopping it.
+  - mount_tmpfs(path, size) mounts a small tmpfs (a disk that can be
+    filled) before the processes that use it start; __exit__ unmounts it
+    after stopping them (lazily if something still holds it).
 
 Processes run in a host with `ip netns exec NAME argv...` (ip execs argv,
 so the Popen's pid is the program's own). The lab keeps every Popen and in
@@ -145,6 +153,9 @@ class NetnsLab:
         self.procs = []       # every Popen spawned, to stop in __exit__
         self.partitions = {}  # host -> set of hosts whose packets it drops
         self.lossy = set()
+        self.link_losses = {}  # host -> {source host: percent dropped at its ingress}
+        self.paused = set()    # Popens stopped with SIGSTOP, continued before __exit__ stops them
+        self.mounts = []       # tmpfs mount points, unmounted in __exit__ after the processes
 
     # ---- life cycle ----
 
@@ -171,6 +182,11 @@ class NetnsLab:
 
     def __exit__(self, *exc):
         errors = []
+        for p in list(self.paused):
+            try:
+                self.resume(p)  # a stopped process would never act on SIGTERM
+            except Exception as e:  # keep cleaning up
+                errors.append(e)
         for p in self.procs:
             try:
                 self.stop(p)
@@ -181,6 +197,12 @@ class NetnsLab:
             if r.returncode != 0 and os.path.exists("/run/netns/%s" % name):
                 errors.append(RuntimeError("ip netns del %s: %s" % (name, r.stderr.decode().strip())))
         self.created = []
+        for path in reversed(self.mounts):
+            try:
+                self._umount(path)
+            except Exception as e:  # keep cleaning up
+                errors.append(e)
+        self.mounts = []
         if errors and exc[0] is None:
             raise errors[0]
         return False
@@ -234,6 +256,40 @@ class NetnsLab:
         if p.poll() is None:
             p.kill()
         return p.wait(timeout=10)
+
+    def pause(self, p):
+        """Stops p with SIGSTOP (by pid): it keeps its sockets and state
+        but does nothing, like a VM or a process frozen by the scheduler."""
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGSTOP)
+            self.paused.add(p)
+
+    def resume(self, p):
+        """SIGCONT for a process pause() stopped."""
+        self.paused.discard(p)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGCONT)
+
+    # ---- disks ----
+
+    def mount_tmpfs(self, path, size_bytes):
+        """Mounts a tmpfs of size_bytes at path (created if missing), a
+        small disk that can be filled. It is mounted in the test's own mount
+        namespace before any process that uses it starts, so processes
+        spawned later in a host (ip netns exec copies the mount table) see
+        it; __exit__ unmounts it after stopping every process."""
+        os.makedirs(path, exist_ok=True)
+        _run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % size_bytes, "tmpfs", path])
+        self.mounts.append(path)
+        return path
+
+    @staticmethod
+    def _umount(path):
+        r = _run(["umount", path], check=False)
+        if r.returncode != 0:
+            # Busy (a straggler in another mount namespace): detach it now,
+            # the kernel frees it when the last user goes.
+            _run(["umount", "-l", path])
 
     # ---- talking to servers inside ----
 
@@ -312,10 +368,45 @@ class NetnsLab:
                         '    %s\n  }\n}\n' % (rule, rule))
         self.lossy.add(host)
 
+    def _install_link_losses(self, host):
+        srcs = self.link_losses.get(host, {})
+        self.run(host, ["nft", "delete", "table", "netdev", "dmkv_linkloss"], check=False)
+        if not srcs:
+            return
+        rules = "\n".join("    ip saddr %s %s" % (self.addr(s), "drop" if p == 100 else
+                                                   "numgen random mod 100 < %d drop" % p)
+                          for s, p in sorted(srcs.items()))
+        self._nft(host, 'table netdev dmkv_linkloss {\n'
+                        '  chain ingress {\n'
+                        '    type filter hook ingress device "eth0" priority 0; policy accept;\n'
+                        '%s\n  }\n}\n' % rules)
+
+    def link_loss(self, a, b, percent):
+        """Drops percent % of the packets on the link between a and b, in
+        each direction (at the receiver's ingress, in the table
+        dmkv_linkloss); 0 removes it. Unlike loss(h, P), a packet crosses
+        one such rule, so the link loses exactly P %."""
+        assert 0 <= percent <= 100 and a != b
+        for src, dst in ((a, b), (b, a)):
+            srcs = self.link_losses.setdefault(dst, {})
+            if percent:
+                srcs[src] = percent
+            else:
+                srcs.pop(src, None)
+            self._install_link_losses(dst)
+
+    def clear_link_losses(self):
+        hosts = list(self.link_losses)
+        self.link_losses = {}
+        for h in hosts:
+            self._install_link_losses(h)
+
     def clear_faults(self):
         self.heal()
         for h in list(self.lossy):
             self.loss(h, 0)
+        if self.link_losses:
+            self.clear_link_losses()
 
     def ruleset(self, host):
         """nft list ruleset of the host, for failure messages."""
@@ -401,6 +492,12 @@ class LabAgent:
     def kill9(self):
         return self.lab.kill9(self.proc) if self.proc else None
 
+    def pause(self):
+        self.lab.pause(self.proc)
+
+    def resume(self):
+        self.lab.resume(self.proc)
+
     def call(self, *args, timeout=5, from_host=None):
         with self.lab.resp(from_host or self.host, self.addr, self.tcp, timeout=timeout) as c:
             return c.call(*args, timeout=timeout)
@@ -412,3 +509,40 @@ class LabAgent:
     def info(self, section="cluster"):
         from dmkvtest import parse_info
         return parse_info(self.call("INFO", section))
+
+
+class FencingResource:
+    """Accepts a critical section only with a token at least the last one
+    it accepted; notes refusals and overlapping sections."""
+
+    def __init__(self):
+        self.mu = threading.Lock()
+        self.last = 0
+        self.inside = None
+        self.inside_who = None
+        self.inside_t = 0.0
+        self.sections = []  # (token, begin, end)
+        self.rejected = []
+        self.overlaps = []
+
+    def begin(self, token, who=None, t0=None):
+        """who (a node id) and t0 (when the section starts, on the
+        harness's clock) only label the records."""
+        with self.mu:
+            if token < self.last:
+                self.rejected.append((token, self.last, who))
+                return None
+            if self.inside is not None:
+                self.overlaps.append((self.inside, self.inside_who, round(self.inside_t, 3), token, who,
+                                      round(time.monotonic() - (t0 or 0), 3)))
+            self.last = token
+            self.inside = token
+            self.inside_who = who
+            self.inside_t = time.monotonic() - (t0 or 0)
+            return time.monotonic()
+
+    def end(self, token, began):
+        with self.mu:
+            if self.inside == token:
+                self.inside = None
+            self.sections.append((token, began, time.monotonic()))

@@ -454,6 +454,35 @@ def test_holder_node_killed_the_waiter_elsewhere_is_granted(make_agent, request)
     holder.close()
 
 
+def test_a_node_wrongly_declared_dead_that_refutes_in_time_keeps_its_lock(make_agent):
+    """The holder's node is paused until gossip declares it DEAD, and
+    resumed half a second later: it refutes, and since the leader proposes NODE_DEAD
+    only for a claim that still stands 2 s later, its lock survives."""
+    n = cluster_ready(start_cluster(make_agent, 3))
+    li = leader_index(n)
+    holder_node = n[[i for i in range(3) if i != li][0]]
+    leader = n[li]
+    with holder_node.conn() as holder:
+        t = holder.call("LOCK", "paused", 0)
+        os.kill(holder_node.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: members(leader)[holder_node.node_id]["state"] == "dead", 15,
+                       "the leader to hold node %d DEAD" % holder_node.node_id, interval=0.02)
+            # The claim stands for half a second: long past a tick of the
+            # coordinator, well inside the grace period.
+            time.sleep(0.5)
+        finally:
+            os.kill(holder_node.pid, signal.SIGCONT)
+        wait_until(lambda: members(leader)[holder_node.node_id]["state"] == "alive", 5,
+                   "node %d to refute" % holder_node.node_id, interval=0.02)
+        # Past the grace period: the claim was checked and dropped.
+        wait_until(lambda: int(coordinator_info(leader)["dead_claims_refuted"]) >= 1, 5,
+                   "the leader to drop the refuted claim")
+        held = locks_on(leader).get("paused")
+        assert held and held["token"] == t, held
+        assert holder.call("UNLOCK", "paused", t) == 1
+
+
 def test_leader_killed_while_clients_wait_a_new_leader_keeps_tokens_increasing(make_agent):
     n = cluster_ready(start_cluster(make_agent, 3))
     li = leader_index(n)

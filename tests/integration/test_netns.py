@@ -29,7 +29,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
-from netns import LabAgent, NetnsLab, wait_for  # noqa: E402
+from netns import FencingResource, LabAgent, NetnsLab, wait_for  # noqa: E402
 
 CONVERGE_S = 10.0
 DEAD_BOUND_S = 6.0
@@ -248,37 +248,6 @@ def test_writes_on_both_sides_of_a_partition_converge_after_the_heal(lab3):
 
 # ---- lock safety under leader crashes and a partition ----
 
-class FencingResource:
-    """Accepts a critical section only with a token at least the last one
-    it accepted, and records every section so overlaps can be checked."""
-
-    def __init__(self):
-        import threading
-        self.mu = threading.Lock()
-        self.last = 0
-        self.inside = None
-        self.sections = []  # (token, begin, end)
-        self.rejected = []
-        self.overlaps = []
-
-    def begin(self, token):
-        with self.mu:
-            if token < self.last:
-                self.rejected.append((token, self.last))
-                return False
-            if self.inside is not None:
-                self.overlaps.append((self.inside, token))
-            self.last = token
-            self.inside = token
-            return time.monotonic()
-
-    def end(self, token, began):
-        with self.mu:
-            if self.inside == token:
-                self.inside = None
-            self.sections.append((token, began, time.monotonic()))
-
-
 def leader_of(agents):
     for a in agents:
         if not a.running():
@@ -325,7 +294,7 @@ def test_lock_safety_while_the_leader_is_killed_5_times_and_partitioned_once(lab
                 if token is None:
                     continue
                 began = res.begin(token)
-                if began is not False:
+                if began is not None:
                     time.sleep(0.005)
                     res.end(token, began)
                 conn.call("UNLOCK", "fence", token, timeout=10)
