@@ -61,6 +61,7 @@
  * granted it, or, when that is not above the last token ever granted
  * (one entry granting twice, or more), last token + 1:
  *     token = max(index, last_token + 1)
+ * (at most LOCK_TOKEN_MAX; see there).
  * So tokens strictly increase over all grants of all locks, survive
  * leader changes and restarts (last_token is in the snapshot), and are
  * the entry's index whenever an entry grants once, which is the common
@@ -146,6 +147,11 @@
 #define LOCK_MAX_LOCKS         100000u  /* locks in the table */
 #define LOCK_MAX_WAITERS_TOTAL 1000000u /* waiters over all locks */
 #define LOCK_MAX_OPS_PER_BATCH 1024u
+/* Tokens never pass this; once they would, nothing more is granted:
+ * ACQUIRE of a free lock gets LOCK_ERR_FULL and the waiters of a released
+ * lock are dropped. (2^63 grants: a bound only a forged snapshot or log
+ * can reach, but it keeps every token the table produces decodable.) */
+#define LOCK_TOKEN_MAX (UINT64_MAX >> 1)
 
 #define LOCK_BATCH_V1    1u
 #define LOCK_RESULTS_V1  1u

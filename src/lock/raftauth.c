@@ -9,9 +9,12 @@
 #include "lock/raftauth.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sodium.h>
 #include <uv.h>
 
@@ -120,6 +123,51 @@ void raftAuthMac(const uint8_t auth_key[RAFT_AUTH_KEY_BYTES], int is_ack,
     crypto_auth_hmacsha512256_update(&st, ids, sizeof ids);
     crypto_auth_hmacsha512256_final(&st, mac);
     sodium_memzero(&st, sizeof st);
+}
+
+void raftAuthMakeProof(const uint8_t auth_key[RAFT_AUTH_KEY_BYTES],
+                       const uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES],
+                       const uint8_t nonce_c[RAFT_AUTH_NONCE_BYTES], uint64_t connector_id,
+                       uint64_t acceptor_id, uint8_t proof[RAFT_AUTH_PROOF_BYTES]) {
+    authPut64(proof, connector_id);
+    memcpy(proof + 8, nonce_c, RAFT_AUTH_NONCE_BYTES);
+    raftAuthMac(auth_key, 0, nonce_a, nonce_c, connector_id, acceptor_id,
+                proof + 8 + RAFT_AUTH_NONCE_BYTES);
+}
+
+int raftAuthReadHello(const uint8_t hello[RAFT_AUTH_HELLO_BYTES],
+                      uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES]) {
+    if (memcmp(hello, RAFT_AUTH_MAGIC, RAFT_AUTH_MAGIC_BYTES) != 0) return -1;
+    memcpy(nonce_a, hello + RAFT_AUTH_MAGIC_BYTES, RAFT_AUTH_NONCE_BYTES);
+    return 0;
+}
+
+int raftAuthCheckProof(const uint8_t (*auth_keys)[RAFT_AUTH_KEY_BYTES], size_t nkeys,
+                       const uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES], uint64_t claimed_id,
+                       uint64_t acceptor_id, const uint8_t proof[RAFT_AUTH_PROOF_BYTES],
+                       uint8_t nonce_c[RAFT_AUTH_NONCE_BYTES], const char **why) {
+    memcpy(nonce_c, proof + 8, RAFT_AUTH_NONCE_BYTES);
+    if (authGet64(proof) != claimed_id) {
+        *why = "handshake id differs from the id in libraft's preamble";
+        return -1;
+    }
+    const uint8_t *theirs = proof + 8 + RAFT_AUTH_NONCE_BYTES;
+    uint8_t mac[RAFT_AUTH_MAC_BYTES];
+    for (size_t k = 0; k < nkeys; k++) {
+        raftAuthMac(auth_keys[k], 0, nonce_a, nonce_c, claimed_id, acceptor_id, mac);
+        if (crypto_verify_32(mac, theirs) == 0) return (int)k;
+    }
+    *why = "proof does not verify under any cluster key";
+    return -1;
+}
+
+int raftAuthCheckAck(const uint8_t auth_key[RAFT_AUTH_KEY_BYTES],
+                     const uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES],
+                     const uint8_t nonce_c[RAFT_AUTH_NONCE_BYTES], uint64_t connector_id,
+                     uint64_t acceptor_id, const uint8_t ack[RAFT_AUTH_ACK_BYTES]) {
+    uint8_t mac[RAFT_AUTH_MAC_BYTES];
+    raftAuthMac(auth_key, 1, nonce_a, nonce_c, connector_id, acceptor_id, mac);
+    return crypto_verify_32(mac, ack) == 0 ? 0 : -1;
 }
 
 /* ---- bookkeeping ---- */
@@ -338,20 +386,15 @@ static int authExpect(authConn *c, size_t n) {
 
 static void authOnHandshakeRead(authConn *c) {
     raftAuth *a = c->a;
-    uint8_t mac[RAFT_AUTH_MAC_BYTES];
     switch (c->phase) {
     case AUTH_READ_HELLO:
-        if (memcmp(c->in, RAFT_AUTH_MAGIC, RAFT_AUTH_MAGIC_BYTES) != 0) {
+        if (raftAuthReadHello(c->in, c->nonce_a) != 0) {
             authFail(c, "peer did not send a dmkv handshake (is it running without a cluster key?)",
                      true);
             return;
         }
-        memcpy(c->nonce_a, c->in + RAFT_AUTH_MAGIC_BYTES, RAFT_AUTH_NONCE_BYTES);
         randombytes_buf(c->nonce_c, sizeof c->nonce_c);
-        authPut64(c->proof, a->id);
-        memcpy(c->proof + 8, c->nonce_c, RAFT_AUTH_NONCE_BYTES);
-        raftAuthMac(a->keys[0], 0, c->nonce_a, c->nonce_c, a->id, c->peer_id,
-                    c->proof + 8 + RAFT_AUTH_NONCE_BYTES);
+        raftAuthMakeProof(a->keys[0], c->nonce_a, c->nonce_c, a->id, c->peer_id, c->proof);
         c->phase = AUTH_READ_ACK;
         if (authWrite(c, &c->proof_req, c->proof, sizeof c->proof) != 0 ||
             authExpect(c, RAFT_AUTH_ACK_BYTES) != 0) {
@@ -359,8 +402,7 @@ static void authOnHandshakeRead(authConn *c) {
         }
         return;
     case AUTH_READ_ACK:
-        raftAuthMac(a->keys[0], 1, c->nonce_a, c->nonce_c, a->id, c->peer_id, mac);
-        if (crypto_verify_32(mac, c->in) != 0) {
+        if (raftAuthCheckAck(a->keys[0], c->nonce_a, c->nonce_c, a->id, c->peer_id, c->in) != 0) {
             authFail(c,
                      "peer's answer does not verify (different cluster key, or another node "
                      "listens at this address)",
@@ -371,23 +413,14 @@ static void authOnHandshakeRead(authConn *c) {
         authMaybeHandOver(c);
         return;
     case AUTH_READ_PROOF: {
-        uint64_t claimed = authGet64(c->in);
-        memcpy(c->nonce_c, c->in + 8, RAFT_AUTH_NONCE_BYTES);
-        const uint8_t *their = c->in + 8 + RAFT_AUTH_NONCE_BYTES;
-        if (claimed != c->peer_id) {
-            authFail(c, "handshake id differs from the id in libraft's preamble", true);
+        const char *why = NULL;
+        int k = raftAuthCheckProof((const uint8_t(*)[RAFT_AUTH_KEY_BYTES])a->keys, a->nkeys,
+                                   c->nonce_a, c->peer_id, a->id, c->in, c->nonce_c, &why);
+        if (k < 0) {
+            authFail(c, why, true);
             return;
         }
-        size_t k;
-        for (k = 0; k < a->nkeys; k++) {
-            raftAuthMac(a->keys[k], 0, c->nonce_a, c->nonce_c, c->peer_id, a->id, mac);
-            if (crypto_verify_32(mac, their) == 0) break;
-        }
-        if (k == a->nkeys) {
-            authFail(c, "proof does not verify under any cluster key", true);
-            return;
-        }
-        c->key_index = k;
+        c->key_index = (size_t)k;
         raftAuthMac(a->keys[k], 1, c->nonce_a, c->nonce_c, c->peer_id, a->id, c->ack);
         c->phase = AUTH_DONE;
         if (authWrite(c, &c->ack_req, c->ack, sizeof c->ack) != 0) {
@@ -449,9 +482,24 @@ static int authInit(struct raft_uv_transport *t, raft_id id, const char *address
     return rv;
 }
 
+/* A Raft connection whose data goes unacknowledged for this long is
+ * dropped by the kernel, so libraft reconnects. Without it a connection
+ * that lived through a partition keeps backing off its retransmissions
+ * (the gaps double up to two minutes), and the healed node is reached
+ * only when the next one happens to go out, 20-30 s after a 30 s cut. */
+#define RAFT_TCP_USER_TIMEOUT_MS 3000
+
+static void authTuneStream(uv_stream_t *stream) {
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)stream, &fd) != 0) return;
+    unsigned int ms = RAFT_TCP_USER_TIMEOUT_MS;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms); /* best effort */
+}
+
 static void authOnAccept(struct raft_uv_transport *inner, raft_id id, const char *address,
                          struct uv_stream_s *stream) {
     raftAuth *a = inner->data;
+    authTuneStream(stream);
     if (a->closing) {
         uv_close((uv_handle_t *)stream, authFreeHandle);
         return;
@@ -495,6 +543,7 @@ static void authOnInnerConnect(struct raft_uv_connect *req, struct uv_stream_s *
         authFail(c, "transport closing", false);
         return;
     }
+    authTuneStream(stream);
     if (a->nkeys == 0) {
         struct raft_uv_connect *outer = c->outer_req;
         c->outer_req = NULL;

@@ -1,6 +1,6 @@
 /* Authenticated Raft transport: libraft's TCP transport behind a
- * challenge-response handshake. Internal to src/lock (raftnode.c and its
- * tests); nothing outside the lock module includes it.
+ * challenge-response handshake. Internal to src/lock (raftnode.c), its
+ * tests and its fuzz target; nothing else includes it.
  *
  * libraft 0.15 trusts whoever connects to its Raft port: the TCP
  * transport's own preamble is just "protocol, my id, my address". A node
@@ -93,5 +93,29 @@ void raftAuthMac(const uint8_t auth_key[RAFT_AUTH_KEY_BYTES], int is_ack,
                  const uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES],
                  const uint8_t nonce_c[RAFT_AUTH_NONCE_BYTES], uint64_t connector_id,
                  uint64_t acceptor_id, uint8_t mac[RAFT_AUTH_MAC_BYTES]);
+
+/* The steps of the handshake as pure functions over the bytes read, so
+ * they can be fuzzed apart from the sockets (tests/fuzz/fuzz_raftauth.c).
+ * auth_keys are derived keys (raftAuthDeriveKey). */
+void raftAuthMakeProof(const uint8_t auth_key[RAFT_AUTH_KEY_BYTES],
+                       const uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES],
+                       const uint8_t nonce_c[RAFT_AUTH_NONCE_BYTES], uint64_t connector_id,
+                       uint64_t acceptor_id, uint8_t proof[RAFT_AUTH_PROOF_BYTES]);
+/* Connector: 0 with the acceptor's nonce copied out, -1 when the magic is
+ * not ours (a keyless node speaks libraft at once). */
+int raftAuthReadHello(const uint8_t hello[RAFT_AUTH_HELLO_BYTES],
+                      uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES]);
+/* Acceptor: the index of the key the proof verifies under, or -1 with
+ * *why set when the id is not the one libraft's preamble claimed or no
+ * key verifies it. nonce_c receives the connector's nonce either way. */
+int raftAuthCheckProof(const uint8_t (*auth_keys)[RAFT_AUTH_KEY_BYTES], size_t nkeys,
+                       const uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES], uint64_t claimed_id,
+                       uint64_t acceptor_id, const uint8_t proof[RAFT_AUTH_PROOF_BYTES],
+                       uint8_t nonce_c[RAFT_AUTH_NONCE_BYTES], const char **why);
+/* Connector: 0 when ack is the acceptor's MAC under auth_key, else -1. */
+int raftAuthCheckAck(const uint8_t auth_key[RAFT_AUTH_KEY_BYTES],
+                     const uint8_t nonce_a[RAFT_AUTH_NONCE_BYTES],
+                     const uint8_t nonce_c[RAFT_AUTH_NONCE_BYTES], uint64_t connector_id,
+                     uint64_t acceptor_id, const uint8_t ack[RAFT_AUTH_ACK_BYTES]);
 
 #endif

@@ -299,10 +299,17 @@ static void grantsAdd(lockGrants *gs, const lockRec *l, const lockEntry *e) {
     bufAppend(&gs->names, l->name, l->name_len);
 }
 
-/* Makes e the holder of l with a fresh token: max(index, last + 1), so
- * tokens strictly increase even when one entry grants several times. */
+/* The fresh token a grant would take now: max(index, last + 1), so tokens
+ * strictly increase even when one entry grants several times; 0 once
+ * tokens are spent (past LOCK_TOKEN_MAX). */
+static uint64_t nextToken(const lockTable *t) {
+    if (t->last_token >= LOCK_TOKEN_MAX || t->index > LOCK_TOKEN_MAX) return 0;
+    return t->index > t->last_token ? t->index : t->last_token + 1;
+}
+
+/* Makes e the holder of l with the next token (nextToken must not be 0). */
 static void grant(lockTable *t, lockRec *l, lockEntry *e) {
-    uint64_t token = t->index > t->last_token ? t->index : t->last_token + 1;
+    uint64_t token = nextToken(t);
     assert(token > t->last_token);
     t->last_token = token;
     l->holder = e;
@@ -317,6 +324,15 @@ static void releaseHolder(lockTable *t, lockRec *l) {
     l->holder = NULL;
     lockEntry *next = l->qhead;
     if (!next) {
+        lockRemove(t, l);
+        return;
+    }
+    if (!nextToken(t)) { /* tokens spent: nobody can be granted, the waiters go */
+        while (l->qhead) {
+            lockEntry *w = l->qhead;
+            queueUnlink(t, l, w);
+            entryFree(t, w);
+        }
         lockRemove(t, l);
         return;
     }
@@ -369,7 +385,7 @@ static void evictScratch(lockTable *t, size_t n) {
 static void opAcquire(lockTable *t, const lockOp *op, lockResult *res) {
     lockRec *l = lockFind(t, op->name, op->name_len);
     if (!l) {
-        if (t->n_locks >= LOCK_MAX_LOCKS) {
+        if (t->n_locks >= LOCK_MAX_LOCKS || !nextToken(t)) {
             res->status = LOCK_ERR_FULL;
             return;
         }
@@ -788,7 +804,7 @@ int lockTableDecode(lockTable *t, const uint8_t *p, size_t len) {
     lockTable *fresh = lockTableCreate();
     if (!getLE(&c, 1, &format) || format != LOCK_SNAPSHOT_V1 ||
         !getLE(&c, 8, &fresh->last_applied) || !getLE(&c, 8, &fresh->last_token) ||
-        !getLE(&c, 4, &n_locks) || n_locks > LOCK_MAX_LOCKS ||
+        fresh->last_token > LOCK_TOKEN_MAX || !getLE(&c, 4, &n_locks) || n_locks > LOCK_MAX_LOCKS ||
         n_locks > (len - c.pos) / SNAP_LOCK_MIN)
         goto err;
     const lockRec *prev = NULL;

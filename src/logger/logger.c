@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -406,6 +407,24 @@ static int mkdirParents(const char *path) {
     return 0;
 }
 
+/* The HTTP port binds the same address as the RESP port (--host), never
+ * every interface, which is what libmicrohttpd does when given only a
+ * port. Returns 0 with the address in ss (and MHD_USE_IPv6 added to flags
+ * for an IPv6 one), -1 when host does not resolve. */
+static int loggerHttpAddress(const char *host, int port, struct sockaddr_storage *ss,
+                             unsigned *flags) {
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res) return -1;
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    if (res->ai_family == AF_INET6) *flags |= MHD_USE_IPv6;
+    freeaddrinfo(res);
+    return 0;
+}
+
 int loggerMain(int argc, char **argv) {
     static const struct option opts[] = {
         {"logger-tcp", required_argument, 0, 'p'}, {"port", required_argument, 0, 'p'},
@@ -493,11 +512,16 @@ int loggerMain(int argc, char **argv) {
         goto out_loop;
     }
     if (cfg->http_port) {
-        lg->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)cfg->http_port,
-                                    NULL, NULL, onHttp, lg, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                                    MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+        struct sockaddr_storage http_addr;
+        unsigned http_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        if (loggerHttpAddress(cfg->host, cfg->http_port, &http_addr, &http_flags) == 0)
+            lg->http = MHD_start_daemon(http_flags, (uint16_t)cfg->http_port, NULL, NULL, onHttp,
+                                        lg, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&http_addr,
+                                        MHD_OPTION_CONNECTION_LIMIT, 64u,
+                                        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
         if (!lg->http) {
-            fprintf(stderr, "dmkv logger: cannot serve HTTP on port %d (in use?)\n", cfg->http_port);
+            fprintf(stderr, "dmkv logger: cannot serve HTTP on %s port %d (in use?)\n", cfg->host,
+                    cfg->http_port);
             netServerShutdown(lg->net, NULL);
             uv_run(&lg->loop, UV_RUN_DEFAULT);
             goto out_loop;

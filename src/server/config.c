@@ -284,7 +284,9 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
     bool data_dir_set = false, query_set = false;
     long long v;
     uint64_t b;
-    optind = 1;
+    /* 0, not 1: a full reset (glibc and musl), so a parse after one that
+     * stopped inside grouped options ("-hh") does not resume in the old argv. */
+    optind = 0;
     opterr = 0;
     int o;
     while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {

@@ -330,6 +330,47 @@ static void test_expire_lease_spares_a_lease_renewed_after_the_leader_decided(vo
     fixtureFree(f);
 }
 
+/* Tokens stop at LOCK_TOKEN_MAX: the last grant takes it, after which a
+ * free lock is refused and a released lock's waiters are dropped; every
+ * table the apply produces still encodes to a snapshot that decodes, and
+ * a snapshot claiming more is refused. */
+static void test_tokens_stop_at_the_maximum_and_nothing_wraps(void **state) {
+    (void)state;
+    fixture *f = fixtureNew();
+    lockOwner a = own(1, 1), b = own(2, 1), c = own(3, 1);
+    uint64_t ta = apply1(f, acquireOp("k", a, 1, 0)).token;
+    apply1(f, acquireOp("k", b, 2, 0));
+    apply1(f, acquireOp("k", c, 3, 0));
+    buf snap;
+    snapshotOf(f->t, &snap);
+    uint64_t last = LOCK_TOKEN_MAX - 1; /* bytes 9..16: the last token */
+    for (int i = 0; i < 8; i++) snap.data[9 + i] = (char)(uint8_t)(last >> (8 * i));
+    assert_int_equal(lockTableDecode(f->t, (uint8_t *)snap.data, snap.len), 0);
+    /* a leaves: b gets the very last token; then nobody can be granted. */
+    apply1(f, ownerGoneOp(a));
+    assert_int_equal(f->gs.n, 1);
+    uint64_t tb = f->gs.g[0].token;
+    assert_true(tb == LOCK_TOKEN_MAX && tb > ta);
+    assert_int_equal(lockTableLastToken(f->t), LOCK_TOKEN_MAX);
+    assert_int_equal(apply1(f, acquireOp("other", a, 4, 0)).status, LOCK_ERR_FULL);
+    assert_int_equal(apply1(f, releaseOp("k", b, tb)).status, LOCK_OK);
+    assert_int_equal(f->gs.n, 0);
+    assert_false(isHeld(f, "k"));
+    assert_int_equal(lockTableWaiters(f->t, (const uint8_t *)"k", 1, NULL, 0), 0);
+    assert_int_equal(lockTableLockCount(f->t), 0);
+    /* What the table holds now round-trips; one token more does not. */
+    bufFree(&snap);
+    snapshotOf(f->t, &snap);
+    lockTable *t2 = lockTableCreate();
+    assert_int_equal(lockTableDecode(t2, (uint8_t *)snap.data, snap.len), 0);
+    uint64_t over = LOCK_TOKEN_MAX + 1;
+    for (int i = 0; i < 8; i++) snap.data[9 + i] = (char)(uint8_t)(over >> (8 * i));
+    assert_int_equal(lockTableDecode(t2, (uint8_t *)snap.data, snap.len), -1);
+    lockTableFree(t2);
+    bufFree(&snap);
+    fixtureFree(f);
+}
+
 /* ---- Owners and nodes going away -------------------------------------- */
 
 static void test_owner_gone_releases_holds_and_waits_and_promotes_next_waiters(void **state) {
@@ -1360,6 +1401,7 @@ int main(void) {
         cmocka_unit_test(test_expire_applies_only_to_the_current_token),
         cmocka_unit_test(test_renew_extends_only_the_holders_lease),
         cmocka_unit_test(test_expire_lease_spares_a_lease_renewed_after_the_leader_decided),
+        cmocka_unit_test(test_tokens_stop_at_the_maximum_and_nothing_wraps),
         cmocka_unit_test(test_owner_gone_releases_holds_and_waits_and_promotes_next_waiters),
         cmocka_unit_test(test_node_dead_releases_every_owner_on_the_node_in_name_order),
         cmocka_unit_test(test_several_grants_in_one_entry_get_distinct_increasing_tokens),
