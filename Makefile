@@ -28,7 +28,7 @@ integration: build
 	@cd $(BUILD) && ctest --output-on-failure -L integration
 
 # The long fault scenarios of tests/fault (network namespaces, needs root;
-# about 20 minutes): the leader killed 20 times, five 30 s partitions, 5
+# about 15 minutes): the leader killed 20 times, five 30 s partitions, 5
 # minutes of 10 % loss, pauses, kill-all, a full disk. The results table
 # is printed and written to $(BUILD)/fault-results.md.
 fault: build
