@@ -94,6 +94,13 @@ typedef struct coordWake {
     coordAcquireFn cb;
     void *cb_ctx;
     char err[160];
+    /* For a grant: the wait it ends, to ask again if this node stalls
+     * before it can answer (see onKick). */
+    char *name;
+    size_t name_len;
+    uint32_t ttl_ms;
+    uint64_t deadline_ms;
+    uint64_t at_ms;
 } coordWake;
 
 typedef struct coordDeadNode {
@@ -135,7 +142,7 @@ struct coord {
     void *stop_ctx;
     int handles_open;
     uint64_t proposed, forwarded, retried, grants_seen, expired, given_up, lockops_served,
-        stale_grants, grants_from_results, dead_refuted;
+        stale_grants, grants_from_results, dead_refuted, stalled_grants;
 };
 
 static coord *coordOf(server *s) {
@@ -381,7 +388,39 @@ static void wakeAdd(coord *co, const coordWait *w, uint64_t token, const char *e
     k->cb = w->cb;
     k->cb_ctx = w->cb_ctx;
     if (err) snprintf(k->err, sizeof k->err, "%s", err);
+    if (token && !err) {
+        k->name = xmalloc(w->name.len);
+        memcpy(k->name, w->name.data, w->name.len);
+        k->name_len = w->name.len;
+        k->ttl_ms = w->ttl_ms;
+        k->deadline_ms = w->deadline_ms;
+        k->at_ms = timeMonoMs();
+    }
     coordKick(co);
+}
+
+/* A grant this node learned of at least half its lease (or a second) ago
+ * and has not answered yet: the node stalled in between (stopped, starved
+ * of CPU), and the leader may have expired the lease meanwhile. The grant
+ * is given back and the wait asks again, so the client never gets a token
+ * that may already be someone else's. */
+static void submitRelease(coord *co, const lockOwner *owner, const uint8_t *name, size_t len,
+                          uint64_t token);
+static coordWait *waitAdd(coord *co, uint64_t client_id, const char *name, size_t len,
+                          uint32_t ttl_ms, uint64_t wait_ms);
+
+static bool wakeStale(coord *co, const coordWake *k) {
+    uint64_t bound = k->ttl_ms ? k->ttl_ms / 2 : 1000;
+    if (bound > 1000) bound = 1000;
+    if (!k->token || !k->name || timeMonoMs() - k->at_ms < bound) return false;
+    co->stalled_grants++;
+    lockOwner o = ownerOf(co, k->client);
+    submitRelease(co, &o, (const uint8_t *)k->name, k->name_len, k->token);
+    coordWait *w = waitAdd(co, k->client, k->name, k->name_len, k->ttl_ms, 0);
+    w->deadline_ms = k->deadline_ms;
+    w->cb = k->cb;
+    w->cb_ctx = k->cb_ctx;
+    return true;
 }
 
 static void submitRelease(coord *co, const lockOwner *owner, const uint8_t *name, size_t len,
@@ -765,12 +804,15 @@ static void onKick(uv_timer_t *t) {
     co->nwakes = co->capwakes = 0;
     for (size_t i = 0; i < nwakes; i++) {
         coordWake k = wakes[i];
+        client *c = k.cb ? NULL : serverFindClient(s, k.client);
+        bool wanted = k.cb || (c && c->blocked); /* else gone: OWNER_GONE gives back what it held */
+        bool stale = wanted && wakeStale(co, &k);
+        free(k.name);
+        if (!wanted || stale) continue;
         if (k.cb) {
             k.cb(s, k.cb_ctx, k.token, k.err[0] ? k.err : NULL);
             continue;
         }
-        client *c = serverFindClient(s, k.client);
-        if (!c || !c->blocked) continue; /* gone: OWNER_GONE gives back what it held */
         if (k.err[0])
             respAddErrorFmt(c->out, "ERR %s", k.err);
         else if (k.token)
@@ -908,9 +950,11 @@ static void onHandleClosed(uv_handle_t *h) {
     while (co->queue) opFinish(co, co->queue, NULL, "the node is shutting down");
     /* Serialized writes still waiting for a lock, or for the wake of one,
      * hear that it will not come. */
-    for (size_t i = 0; i < co->nwakes; i++)
+    for (size_t i = 0; i < co->nwakes; i++) {
+        free(co->wakes[i].name);
         if (co->wakes[i].cb)
             co->wakes[i].cb(co->s, co->wakes[i].cb_ctx, 0, "the node is shutting down");
+    }
     co->nwakes = 0;
     while (co->waits) {
         coordWait *w = co->waits;
@@ -1014,13 +1058,13 @@ void coordInfo(server *s, buf *out) {
               "\r\nops_forwarded:%" PRIu64 "\r\nops_retried:%" PRIu64 "\r\nops_given_up:%" PRIu64
               "\r\nlockops_served:%" PRIu64 "\r\ngrants:%" PRIu64 "\r\nleases_expired:%" PRIu64
               "\r\nstale_grants:%" PRIu64 "\r\ngrants_from_results:%" PRIu64
-              "\r\ndead_claims_refuted:%" PRIu64 "\r\n",
+              "\r\ndead_claims_refuted:%" PRIu64 "\r\nstalled_grants:%" PRIu64 "\r\n",
               raftNodeStateName(st.state), st.term, leader, addr, st.commit_index, st.last_applied,
               st.voters, st.snapshots_taken, st.auth_rejected, s->cfg.raft_port, co->ready,
               lockTableLockCount(co->table), lockTableWaiterCount(co->table),
               lockTableLastToken(co->table), waiting, queued, co->proposed, co->forwarded,
               co->retried, co->given_up, co->lockops_served, co->grants_seen, co->expired,
-              co->stale_grants, co->grants_from_results, co->dead_refuted);
+              co->stale_grants, co->grants_from_results, co->dead_refuted, co->stalled_grants);
 }
 
 /* ---- serialized writes ---- */
