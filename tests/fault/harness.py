@@ -67,6 +67,7 @@ COORDINATOR_S = 25.0   # every lock coordinator ready
 HEAL_S = 45.0          # after a heal: alive everywhere (push-pull is every 30 s)
 REPLICAS_S = 45.0      # replicas agree after the cluster is whole again
 OP_TIMEOUT_S = 20.0    # one client request (a mutex write retries a lost leader up to 30 s)
+LOCK_TTL_MS = 3000     # the lock load's lease
 
 # ---------------------------------------------------------------- results --
 
@@ -513,7 +514,7 @@ class LockClient(Client):
     def step(self):
         rec = self.loads.locks
         t_req = time.monotonic()
-        token = self.call("LOCK", "fence", 3000, 5000)
+        token = self.call("LOCK", "fence", LOCK_TTL_MS, 5000)
         if token is None:
             rec.timeouts += 1
             return
@@ -521,8 +522,17 @@ class LockClient(Client):
             rec.refused.append(token)
             self.loads.stop_event.wait(0.1)
             return
+        t_got = time.monotonic()
         rec.grants.append((self.agent.node_id, token, round(t_req - self.cluster.t0, 3),
-                           round(time.monotonic() - self.cluster.t0, 3)))
+                           round(t_got - self.cluster.t0, 3)))
+        if t_got - t_req >= LOCK_TTL_MS / 1000.0:
+            # A lease runs from the request: a grant heard of later than
+            # the TTL after asking (the node or the network stalled in
+            # between) may already be someone else's. A careful client
+            # gives it back unused, as docs/LOCKS.md says.
+            rec.late.append((self.agent.node_id, token, round(t_got - t_req, 3)))
+            self.call("UNLOCK", "fence", token)
+            return
         began = rec.resource.begin(token, self.agent.node_id, self.cluster.t0)
         if began is not None:
             time.sleep(0.005)
@@ -540,6 +550,7 @@ class Locks:
         self.grants = []  # (node, token, asked at, answered at)
         self.timeouts = 0
         self.refused = []
+        self.late = []  # (node, token, seconds from request to reply): grants not used
 
     def progress(self):
         with self.mu:
@@ -548,8 +559,9 @@ class Locks:
     def check(self, rep):
         res = self.resource
         tokens = [s[0] for s in res.sections]
-        rep.notes.append("locks: %d sections, rounds %s, %d waits timed out, %d refused" % (
-            len(res.sections), dict(self.rounds), self.timeouts, len(self.refused)))
+        rep.notes.append("locks: %d sections, rounds %s, %d waits timed out, %d refused, %d grants too "
+                         "late to use %s" % (len(res.sections), dict(self.rounds), self.timeouts,
+                                             len(self.refused), len(self.late), self.late[:3]))
         if res.rejected:
             rep.violation("fencing resource refused %d stale tokens, e.g. %s" % (len(res.rejected), res.rejected[:3]))
         if res.overlaps:
