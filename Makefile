@@ -6,6 +6,8 @@ BUILD_FUZZ ?= build-fuzz
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CTEST_ARGS ?=
+# cmake --build runs make again underneath: keep its directory lines out of the output.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps build test unit integration fault demo asan valgrind fuzz bench format clean
 

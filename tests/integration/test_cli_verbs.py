@@ -359,10 +359,11 @@ def pty_read_until(fd, want, deadline, seen):
     return seen[0]
 
 
-def test_repl_on_a_terminal_recalls_history_with_up_arrow(agent, tmp_path):
+def test_repl_on_a_terminal_recalls_history_uses_another_node_races_and_quits(make_agent, tmp_path):
+    agent, a2 = make_agent(), make_agent()
     env = dict(os.environ)
     env.pop("DMKV_PASSWORD", None)
-    env.update({"DMKV_NODES": agent.address, "HOME": str(tmp_path), "TERM": "xterm"})
+    env.update({"DMKV_NODES": nodes_of(agent, a2), "HOME": str(tmp_path), "TERM": "xterm"})
     # an old, over-long history: the repl keeps only the newest 1000 lines
     (tmp_path / ".dmkv_history").write_text("_HiStOrY_V2_\n" + "".join("GET\\040old%d\n" % i for i in range(1500)))
     pid, fd = pty.fork()
@@ -377,6 +378,14 @@ def test_repl_on_a_terminal_recalls_history_with_up_arrow(agent, tmp_path):
         os.write(fd, b"\x1b[A\r")
         pty_read_until(fd, b"(integer) 2", deadline, seen)
         assert agent.call("GET", "hits") == b"2"
+        os.write(fd, b"use 2\r")
+        pty_read_until(fd, b"dmkv[node 2]> ", deadline, seen)
+        os.write(fd, b"SET where two\r")
+        pty_read_until(fd, b"OK", deadline, seen)
+        assert a2.call("GET", "where") == b"two" and agent.call("GET", "where") is None
+        os.write(fd, b"race SET r one | SET r two\r")
+        pty_read_until(fd, b"key r: node1=one node2=two  DIFFER", deadline, seen)
+        assert agent.call("GET", "r") == b"one" and a2.call("GET", "r") == b"two"
         os.write(fd, b"quit\r")
         while True:
             left = deadline - time.monotonic()
@@ -393,7 +402,8 @@ def test_repl_on_a_terminal_recalls_history_with_up_arrow(agent, tmp_path):
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         # libedit writes spaces as \040
         hist = (tmp_path / ".dmkv_history").read_text().replace("\\040", " ").splitlines()
-        assert hist[-3:] == ["INCR hits", "INCR hits", "quit"]
+        assert hist[-6:] == ["INCR hits", "INCR hits", "use 2", "SET where two", "race SET r one | SET r two",
+                             "quit"]
         assert len([h for h in hist if not h.startswith("_HiStOrY")]) == 1000
         assert "GET old1499" in hist and "GET old0" not in hist
     finally:
