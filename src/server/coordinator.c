@@ -566,6 +566,18 @@ static void leasesClear(coord *co) {
     co->nleases = 0;
 }
 
+/* A grant made by its own ACQUIRE in this entry: the node that asked reads
+ * it in the entry's results, which the leader sends back at once. */
+static bool grantInResults(const coord *co, const lockGrant *g) {
+    for (size_t i = 0; i < co->results.n; i++) {
+        const lockResult *r = &co->results.r[i];
+        if (r->kind == LOCK_OP_ACQUIRE && r->status == LOCK_OK && r->req == g->req &&
+            r->token == g->token)
+            return true;
+    }
+    return false;
+}
+
 static void fsmApply(void *ctx, uint64_t index, const uint8_t *data, size_t len, buf *out) {
     coord *co = ctx;
     lockTableApply(co->table, index, data, len, &co->results, &co->grants);
@@ -578,7 +590,11 @@ static void fsmApply(void *ctx, uint64_t index, const uint8_t *data, size_t len,
         co->grants_seen++;
         if (co->leader && g->ttl_ms) leaseAdd(co, g->name, g->name_len, g->token, g->ttl_ms, index);
         if (g->owner.node != co->s->cfg.id) {
-            if (co->leader) {
+            /* A grant to a waiter in line reaches its node only through
+             * that node's apply: push the commit to it now. One granted at
+             * once goes back in the results, and a barrier would only delay
+             * the entries behind it. */
+            if (co->leader && !grantInResults(co, g)) {
                 co->push_commit = true;
                 coordKick(co);
             }
