@@ -18,18 +18,19 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "logger/query.h"
 #include "net/net.h"
 #include "resp/resp.h"
 #include "trace/trace.h"
 #include "util/buf.h"
 #include "util/log.h"
 
-#define LOGGER_DEFAULT_PORT 5000
+#define LOGGER_DEFAULT_PORT       5000
 #define LOGGER_DEFAULT_INTERVAL_S 3
 #define LOGGER_DEFAULT_MAX_EVENTS 1000000
-#define LOGGER_MAX_BATCH_BYTES (16u << 20)
-#define LOGGER_PRINT_LAST 40
-#define LOGGER_HTTP_MAX_EVENTS 5000
+#define LOGGER_MAX_BATCH_BYTES    (16u << 20)
+#define LOGGER_PRINT_LAST         40
+#define LOGGER_HTTP_MAX_EVENTS    5000
 
 typedef struct loggerConfig {
     char host[256];
@@ -95,7 +96,8 @@ static void loggerLoadFile(logger *lg) {
         traceEvent e;
         traceEventInit(&e);
         char err[200];
-        if (len > TRACE_LINE_MAX_BYTES || traceEventFromJson(line, (size_t)len, &e, err, sizeof err) != 0) {
+        if (len > TRACE_LINE_MAX_BYTES ||
+            traceEventFromJson(line, (size_t)len, &e, err, sizeof err) != 0) {
             lg->load_skipped++;
             traceEventFree(&e);
             continue;
@@ -109,76 +111,36 @@ static void loggerLoadFile(logger *lg) {
 
 /* ---- queries ---- */
 
-typedef struct traceQuery {
-    traceView view;
-    int format; /* 't' text, 'j' json, 's' shiviz */
-    char key[TRACE_KEY_MAX_BYTES + 1];
-    bool has_key;
-    size_t last_n;
-} traceQuery;
-
-static void loggerRender(logger *lg, const traceQuery *q, buf *out) {
-    traceFilter f = {.key = q->has_key ? q->key : NULL, .last_n = q->last_n};
+static void loggerRender(logger *lg, const loggerQuery *q, buf *out) {
     pthread_mutex_lock(&lg->lock);
-    const traceEvent **sel = NULL;
-    size_t n = traceHistorySelect(lg->hist, &f, &sel);
-    if (q->format == 's') traceShivizExport(sel, n, out);
-    else if (q->format == 'j') traceRenderJson(sel, n, q->view, out);
-    else traceRenderText(sel, n, q->view, out);
+    loggerQueryRender(q, lg->hist, out);
     pthread_mutex_unlock(&lg->lock);
-    free(sel);
 }
 
 static bool argEq(const char *p, size_t len, const char *lit) {
     return strlen(lit) == len && strncasecmp(p, lit, len) == 0;
 }
 
+#define LOGGER_TRACE_SYNTAX "TRACE [ORDER o] [FORMAT f] [KEY k] [LAST n]"
+
 /* TRACE [ORDER physical|lamport|vector] [FORMAT text|json|shiviz] [KEY k] [LAST n] */
 static void cmdTrace(logger *lg, char *data, const respArg *av, size_t ac, buf *out) {
-    traceQuery q = {.view = TRACE_VIEW_LAMPORT, .format = 't'};
+    loggerQuery q;
+    loggerQueryInit(&q);
     for (size_t i = 1; i < ac; i += 2) {
-        const char *name = data + av[i].off;
         if (i + 1 >= ac) {
-            respAddError(out, "ERR syntax: TRACE [ORDER o] [FORMAT f] [KEY k] [LAST n]");
+            respAddError(out, "ERR syntax: " LOGGER_TRACE_SYNTAX);
             return;
         }
-        const char *v = data + av[i + 1].off;
-        size_t vl = av[i + 1].len;
-        char tmp[64];
-        snprintf(tmp, sizeof tmp, "%.*s", (int)(vl < 63 ? vl : 63), v);
-        for (char *t = tmp; *t; t++)
-            if (*t >= 'A' && *t <= 'Z') *t = (char)(*t + 32); /* values are case-insensitive, like keywords */
-        if (argEq(name, av[i].len, "order")) {
-            if (traceViewParse(tmp, &q.view) != 0) {
-                respAddError(out, "ERR ORDER must be physical, lamport or vector");
-                return;
-            }
-        } else if (argEq(name, av[i].len, "format")) {
-            if (!strcasecmp(tmp, "text")) q.format = 't';
-            else if (!strcasecmp(tmp, "json")) q.format = 'j';
-            else if (!strcasecmp(tmp, "shiviz")) q.format = 's';
-            else {
-                respAddError(out, "ERR FORMAT must be text, json or shiviz");
-                return;
-            }
-        } else if (argEq(name, av[i].len, "key")) {
-            if (vl > TRACE_KEY_MAX_BYTES) {
-                respAddError(out, "ERR key too long");
-                return;
-            }
-            memcpy(q.key, v, vl);
-            q.key[vl] = '\0';
-            q.has_key = true;
-        } else if (argEq(name, av[i].len, "last")) {
-            char *end;
-            long long nlast = strtoll(tmp, &end, 10);
-            if (*end || nlast < 0) {
-                respAddError(out, "ERR LAST must be a number of events");
-                return;
-            }
-            q.last_n = (size_t)nlast;
-        } else {
-            respAddError(out, "ERR syntax: TRACE [ORDER o] [FORMAT f] [KEY k] [LAST n]");
+        char err[200];
+        int r = loggerQuerySet(&q, data + av[i].off, av[i].len, data + av[i + 1].off, av[i + 1].len,
+                               err, sizeof err);
+        if (r == LOGGER_QUERY_ERR_NAME) {
+            respAddErrorFmt(out, "ERR syntax: %s; use " LOGGER_TRACE_SYNTAX, err);
+            return;
+        }
+        if (r != LOGGER_QUERY_OK) {
+            respAddErrorFmt(out, "ERR %s", err);
             return;
         }
     }
@@ -200,9 +162,10 @@ static void cmdInfo(logger *lg, buf *out) {
     bufPrintf(&b,
               "# Logger\r\nevents:%zu\r\nevents_added:%" PRIu64 "\r\nevents_dropped_old:%" PRIu64
               "\r\nduplicates:%" PRIu64 "\r\nbatches:%" PRIu64 "\r\nbatches_rejected:%" PRIu64
-              "\r\nloaded_from_file:%" PRIu64 "\r\nfile_lines_skipped:%" PRIu64 "\r\nlog_file:%s\r\nhttp_port:%d\r\n",
-              count, st.added, st.dropped, st.duplicates, lg->batches, lg->batches_rejected, lg->loaded,
-              lg->load_skipped, lg->cfg.log_file, lg->cfg.http_port);
+              "\r\nloaded_from_file:%" PRIu64 "\r\nfile_lines_skipped:%" PRIu64
+              "\r\nlog_file:%s\r\nhttp_port:%d\r\n",
+              count, st.added, st.dropped, st.duplicates, lg->batches, lg->batches_rejected,
+              lg->loaded, lg->load_skipped, lg->cfg.log_file, lg->cfg.http_port);
     respAddBulk(out, b.data, b.len);
     bufFree(&b);
 }
@@ -294,7 +257,10 @@ static void onPrintTimer(uv_timer_t *t) {
     buf b;
     bufInit(&b);
     for (size_t i = 0; i < 3; i++) {
-        traceQuery q = {.view = views[i], .format = 't', .last_n = LOGGER_PRINT_LAST};
+        loggerQuery q;
+        loggerQueryInit(&q);
+        q.view = views[i];
+        q.last_n = LOGGER_PRINT_LAST;
         loggerRender(lg, &q, &b);
         bufAppendChar(&b, '\n');
     }
@@ -305,8 +271,44 @@ static void onPrintTimer(uv_timer_t *t) {
 
 /* ---- HTTP ---- */
 
-static enum MHD_Result onHttp(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                              const char *version, const char *upload, size_t *upload_len, void **state) {
+/* The query parameters of /events.json and /shiviz.log, read with the
+ * rules of TRACE (loggerQuerySet). The path fixes the format, so a
+ * "format" parameter is refused; "last" is capped, and defaults, to
+ * LOGGER_HTTP_MAX_EVENTS (the page asks for /events.json without any). */
+typedef struct loggerHttpQuery {
+    loggerQuery q;
+    bool failed;
+    char err[200];
+} loggerHttpQuery;
+
+/* MHD_KeyValueIteratorN: with lengths, so "%00" in a value is seen. */
+static enum MHD_Result onHttpArgument(void *cls, enum MHD_ValueKind kind, const char *name,
+                                      size_t nlen, const char *val, size_t vlen) {
+    (void)kind;
+    loggerHttpQuery *hq = cls;
+    int r = loggerQuerySet(&hq->q, name, nlen, val, vlen, hq->err, sizeof hq->err);
+    if (r == LOGGER_QUERY_OK && (hq->q.given & LOGGER_QUERY_GIVEN_FORMAT)) {
+        snprintf(hq->err, sizeof hq->err,
+                 "format is set by the path: /events.json is JSON, /shiviz.log is ShiViz");
+        r = LOGGER_QUERY_ERR_VALUE;
+    } else if (r == LOGGER_QUERY_ERR_NAME) {
+        size_t used = strlen(hq->err);
+        snprintf(hq->err + used, sizeof hq->err - used, " (parameters: key, order, last)");
+    }
+    hq->failed = r != LOGGER_QUERY_OK;
+    return hq->failed ? MHD_NO : MHD_YES;
+}
+
+static struct MHD_Response *httpText(const char *text, bool persistent) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        strlen(text), (void *)text, persistent ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+    return resp;
+}
+
+static enum MHD_Result onHttp(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_len, void **state) {
     (void)version;
     (void)upload;
     (void)upload_len;
@@ -315,8 +317,7 @@ static enum MHD_Result onHttp(void *cls, struct MHD_Connection *conn, const char
     struct MHD_Response *resp;
     unsigned code = MHD_HTTP_OK;
     if (strcmp(method, "GET") != 0) {
-        static const char msg[] = "only GET\n";
-        resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+        resp = httpText("only GET\n", true);
         code = MHD_HTTP_METHOD_NOT_ALLOWED;
     } else if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
         const char *page = tracePageHtml();
@@ -324,22 +325,29 @@ static enum MHD_Result onHttp(void *cls, struct MHD_Connection *conn, const char
         MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
     } else if (!strcmp(url, "/events.json") || !strcmp(url, "/shiviz.log")) {
         bool shiviz = !strcmp(url, "/shiviz.log");
-        traceQuery q = {.view = TRACE_VIEW_LAMPORT, .format = shiviz ? 's' : 'j', .last_n = LOGGER_HTTP_MAX_EVENTS};
-        const char *key = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "key");
-        if (key && strlen(key) <= TRACE_KEY_MAX_BYTES) {
-            snprintf(q.key, sizeof q.key, "%s", key);
-            q.has_key = true;
+        loggerHttpQuery hq = {.failed = false};
+        loggerQueryInit(&hq.q);
+        MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, onHttpArgument, &hq);
+        if (hq.failed) {
+            char line[sizeof hq.err + 16];
+            snprintf(line, sizeof line, "bad query: %s\n", hq.err);
+            resp = httpText(line, false);
+            code = MHD_HTTP_BAD_REQUEST;
+        } else {
+            hq.q.format = shiviz ? LOGGER_FORMAT_SHIVIZ : LOGGER_FORMAT_JSON;
+            if (hq.q.last_n == 0 || hq.q.last_n > LOGGER_HTTP_MAX_EVENTS)
+                hq.q.last_n = LOGGER_HTTP_MAX_EVENTS;
+            buf b;
+            bufInit(&b);
+            loggerRender(lg, &hq.q, &b);
+            resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+            bufFree(&b);
+            MHD_add_response_header(resp, "Content-Type",
+                                    shiviz ? "text/plain; charset=utf-8" : "application/json");
         }
-        buf b;
-        bufInit(&b);
-        loggerRender(lg, &q, &b);
-        resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
-        bufFree(&b);
-        MHD_add_response_header(resp, "Content-Type", shiviz ? "text/plain; charset=utf-8" : "application/json");
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     } else {
-        static const char msg[] = "not found: try / , /events.json or /shiviz.log\n";
-        resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+        resp = httpText("not found: try / , /events.json or /shiviz.log\n", true);
         code = MHD_HTTP_NOT_FOUND;
     }
     enum MHD_Result r = MHD_queue_response(conn, code, resp);
@@ -375,7 +383,8 @@ static void loggerUsage(void) {
            "  --host ADDR         address to listen on [127.0.0.1]\n"
            "  --http PORT         serve the space-time diagram on this port [off]\n"
            "  --interval S        print the orderings every S seconds, 0 = never [%d]\n"
-           "  --log-file PATH     JSON-lines file; kept across restarts [./dmkv-data/logger/events.jsonl]\n"
+           "  --log-file PATH     JSON-lines file; kept across restarts "
+           "[./dmkv-data/logger/events.jsonl]\n"
            "  --max-events N      events kept in memory [%d]\n"
            "  --numnodes N        expected nodes (informational) [0]\n"
            "  -h, --help          this help\n",
@@ -427,12 +436,18 @@ static int loggerHttpAddress(const char *host, int port, struct sockaddr_storage
 
 int loggerMain(int argc, char **argv) {
     static const struct option opts[] = {
-        {"logger-tcp", required_argument, 0, 'p'}, {"port", required_argument, 0, 'p'},
-        {"host", required_argument, 0, 'H'},       {"bind", required_argument, 0, 'H'},
-        {"http", required_argument, 0, 'w'},       {"interval", required_argument, 0, 'i'},
-        {"log-file", required_argument, 0, 'f'},   {"max-events", required_argument, 0, 'm'},
-        {"numnodes", required_argument, 0, 'n'},   {"logger", no_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
+        {"logger-tcp", required_argument, 0, 'p'},
+        {"port", required_argument, 0, 'p'},
+        {"host", required_argument, 0, 'H'},
+        {"bind", required_argument, 0, 'H'},
+        {"http", required_argument, 0, 'w'},
+        {"interval", required_argument, 0, 'i'},
+        {"log-file", required_argument, 0, 'f'},
+        {"max-events", required_argument, 0, 'm'},
+        {"numnodes", required_argument, 0, 'n'},
+        {"logger", no_argument, 0, 'L'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     logger *lg = xcalloc(1, sizeof *lg);
     loggerConfig *cfg = &lg->cfg;
@@ -450,7 +465,9 @@ int loggerMain(int argc, char **argv) {
         case 'p':
             if (parsePort(optarg, &cfg->port) || cfg->port == 0) goto bad_value;
             break;
-        case 'H': snprintf(cfg->host, sizeof cfg->host, "%s", optarg); break;
+        case 'H':
+            snprintf(cfg->host, sizeof cfg->host, "%s", optarg);
+            break;
         case 'w':
             if (parsePort(optarg, &cfg->http_port)) goto bad_value;
             break;
@@ -458,18 +475,31 @@ int loggerMain(int argc, char **argv) {
             cfg->interval_s = (int)strtol(optarg, &end, 10);
             if (*end || cfg->interval_s < 0 || cfg->interval_s > 86400) goto bad_value;
             break;
-        case 'f': snprintf(cfg->log_file, sizeof cfg->log_file, "%s", optarg); break;
+        case 'f':
+            snprintf(cfg->log_file, sizeof cfg->log_file, "%s", optarg);
+            break;
         case 'm': {
             long long m = strtoll(optarg, &end, 10);
-            if (*end || m < 1000 || m > 100000000) goto bad_value;
+            if (*end || m < 1000 || m > LOGGER_QUERY_MAX_LAST) goto bad_value;
             cfg->max_events = (size_t)m;
             break;
         }
-        case 'n': cfg->numnodes = atoi(optarg); break;
-        case 'L': break; /* the prototype's `--logger` switch */
-        case 'h': loggerUsage(); free(lg); return 0;
-        case ':': fprintf(stderr, "dmkv logger: %s needs a value\n", argv[optind - 1]); goto out;
-        default: fprintf(stderr, "dmkv logger: unknown flag %s (see dmkv logger --help)\n", argv[optind - 1]); goto out;
+        case 'n':
+            cfg->numnodes = atoi(optarg);
+            break;
+        case 'L':
+            break; /* the prototype's `--logger` switch */
+        case 'h':
+            loggerUsage();
+            free(lg);
+            return 0;
+        case ':':
+            fprintf(stderr, "dmkv logger: %s needs a value\n", argv[optind - 1]);
+            goto out;
+        default:
+            fprintf(stderr, "dmkv logger: unknown flag %s (see dmkv logger --help)\n",
+                    argv[optind - 1]);
+            goto out;
         }
     }
     if (optind < argc) {
@@ -484,7 +514,8 @@ int loggerMain(int argc, char **argv) {
     lg->hist = traceHistoryCreate(cfg->max_events);
     if (cfg->log_file[0]) {
         if (mkdirParents(cfg->log_file) != 0) {
-            fprintf(stderr, "dmkv logger: cannot create the directory of %s: %s\n", cfg->log_file, strerror(errno));
+            fprintf(stderr, "dmkv logger: cannot create the directory of %s: %s\n", cfg->log_file,
+                    strerror(errno));
             goto out_hist;
         }
         loggerLoadFile(lg);
@@ -535,9 +566,10 @@ int loggerMain(int argc, char **argv) {
     uv_timer_init(&lg->loop, &lg->print_timer);
     lg->print_timer.data = lg;
     if (cfg->interval_s > 0)
-        uv_timer_start(&lg->print_timer, onPrintTimer, (uint64_t)cfg->interval_s * 1000, (uint64_t)cfg->interval_s * 1000);
-    logInfo("logger ready: nodes send to %s:%d%s%s, %" PRIu64 " events loaded from %s", cfg->host, cfg->port,
-            cfg->http_port ? ", diagram on http://127.0.0.1:" : "", "", lg->loaded, cfg->log_file);
+        uv_timer_start(&lg->print_timer, onPrintTimer, (uint64_t)cfg->interval_s * 1000,
+                       (uint64_t)cfg->interval_s * 1000);
+    logInfo("logger ready: nodes send to %s:%d, %" PRIu64 " events loaded from %s", cfg->host,
+            cfg->port, lg->loaded, cfg->log_file);
     if (cfg->http_port) logInfo("space-time diagram: http://%s:%d/", cfg->host, cfg->http_port);
     uv_run(&lg->loop, UV_RUN_DEFAULT);
     code = 0;
@@ -554,7 +586,8 @@ out:
     free(lg);
     return code;
 bad_value:
-    fprintf(stderr, "dmkv logger: bad value '%s' for %s (see dmkv logger --help)\n", optarg, argv[optind - 1]);
+    fprintf(stderr, "dmkv logger: bad value '%s' for %s (see dmkv logger --help)\n", optarg,
+            argv[optind - 1]);
     free(lg);
     return 2;
 }

@@ -814,3 +814,105 @@ def test_binary_key_with_nul_is_not_logged_as_another_key(make_logger, make_agen
     assert keys[1] != "a" and doc["concurrent_total"] == 0, (
         "node 1's PUT of b'a\\x00b' was logged with key %r; TRACE KEY a reports %d concurrent write(s)" % (
             keys[1], doc["concurrent_total"]))
+
+
+# ------------------------------------------------ query arguments ----
+#
+# TRACE's arguments and the HTTP query parameters are read by one function
+# (src/logger/query.c): the same values are refused the same way, a
+# refusal says why, and nothing is cut down into an accepted value.
+
+
+def http_status(url, timeout=5):
+    """GET url -> (status, content type, body), error statuses included."""
+    import urllib.error
+    try:
+        return http_get(url, timeout)
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def test_trace_refuses_bad_last_long_key_and_nul_bytes_and_the_connection_stays_usable(make_logger):
+    lg = make_logger()
+    load_history(lg)
+    at_most = "ERR LAST must be at most 100000000 events"
+    with lg.conn() as c:
+        for args, want in (
+                (("LAST", "9" * 70), at_most),
+                (("LAST", "100000001"), at_most),
+                (("LAST", "18446744073709551616"), at_most),  # 2^64 would wrap a size_t
+                (("LAST", "3x"), "ERR LAST must be a number of events"),
+                (("LAST", " 3"), "ERR LAST must be a number of events"),
+                (("KEY", "k" * 513), "ERR key too long (513 bytes; KEY is at most 512 bytes)"),
+                (("KEY", b"x\x00y"), "ERR KEY holds a NUL byte"),
+                (("ORDER", b"lamport\x00junk"), "ERR ORDER holds a NUL byte"),
+                (("ORDER", "lamport" + "x" * 60), "ERR ORDER must be physical, lamport or vector"),
+                (("FORMAT", b"json\x00"), "ERR FORMAT holds a NUL byte"),
+                (("ORDER", "vector", "ORDER", "lamport"), "ERR ORDER given twice")):
+            assert c.call("TRACE", *args) == RespError(want), args
+            assert c.call("PING") == "PONG", args
+        r = c.call("TRACE", "LIMIT", "3")
+        assert isinstance(r, RespError) and r.startswith("ERR syntax: unknown argument 'LIMIT'"), r
+        # The same connection answers valid queries, the largest key and LAST included.
+        doc = json.loads(c.call("TRACE", "FORMAT", "json", "LAST", "3"))
+        assert doc["count"] == 3 and len(doc["events"]) == 3
+        assert json.loads(c.call("TRACE", "FORMAT", "json", "KEY", "k" * 512, "LAST", "100000000")) == (
+            lg.trace_json("KEY", "nothing"))
+        assert json.loads(c.call("TRACE", "FORMAT", "json", "LAST", "100000000")) == lg.trace_json()
+    assert lg.running()
+
+
+def test_http_query_parameters_are_checked_like_trace_arguments(make_logger):
+    from urllib.parse import quote
+    lg = make_logger(http=True)
+    load_history(lg)
+    ev = lg.url + "/events.json"
+
+    def refused(path, mention):
+        status, ctype, body = http_status(lg.url + path)
+        text = body.decode("utf-8", "replace")
+        assert status == 400 and ctype.startswith("text/plain"), (path, status, ctype, text)
+        assert text.startswith("bad query: ") and text.endswith("\n") and text.count("\n") == 1, (path, text)
+        assert mention in text, (path, text)
+
+    refused("/events.json?key=" + "k" * 513, "key too long (513 bytes")
+    refused("/events.json?order=bogus", "ORDER must be physical, lamport or vector")
+    refused("/events.json?order=lamport%00junk", "ORDER holds a NUL byte")
+    refused("/events.json?key=x%00y", "KEY holds a NUL byte")
+    refused("/events.json?last=" + "9" * 70, "LAST must be at most 100000000 events")
+    refused("/events.json?last=-1", "LAST must be a number of events")
+    refused("/events.json?key", "KEY needs a value")
+    refused("/events.json?limit=3", "unknown argument 'limit'")
+    refused("/events.json?format=json", "format is set by the path")
+    refused("/events.json?order=vector&order=lamport", "ORDER given twice")
+    refused("/shiviz.log?last=x", "LAST must be a number of events")
+    refused("/shiviz.log?format=shiviz", "format is set by the path")
+
+    # The page's own request, and an empty last or last=0: every event
+    # (up to the endpoint's cap of 5000).
+    doc = json.loads(http_get(ev)[2])
+    check_json_view(doc, "lamport", LAMPORT, LAYERS, CONCURRENT)
+    assert json.loads(http_get(ev + "?last=0")[2]) == doc
+    # last=3: at most 3 events, the same as TRACE LAST 3.
+    win = json.loads(http_get(ev + "?last=3")[2])
+    assert win["count"] == 3 and len(win["events"]) == 3
+    assert win == lg.trace_json("LAST", 3)
+    # order, any case, in the name and in the value.
+    assert json.loads(http_get(ev + "?Order=VECTOR")[2]) == lg.trace_json("ORDER", "vector")
+    # The key filter still works, alone and combined.
+    assert json.loads(http_get(ev + "?key=x")[2]) == doc
+    assert json.loads(http_get(ev + "?key=y")[2])["count"] == 0
+    assert json.loads(http_get(ev + "?key=" + "k" * 512)[2])["count"] == 0
+    both = json.loads(http_get(ev + "?key=x&order=physical&last=2")[2])
+    assert [ident(e) for e in both["events"]] == PHYSICAL[-2:]
+    odd = dict(node=106, seq=1, vc={106: 1}, kind="PUT", lamport=1, ts_us=T0 + 7000, key="a b&c=d/é",
+               detail="v")
+    load_history(lg, [odd])
+    only = json.loads(http_get(ev + "?key=" + quote(odd["key"], safe=""))[2])
+    assert [ident(e) for e in only["events"]] == [(106, 1)]
+    # /shiviz.log takes the same parameters.
+    text = http_get(lg.url + "/shiviz.log?last=4&key=x")[2].decode()
+    assert text == lg.trace("FORMAT", "shiviz", "LAST", 4, "KEY", "x")
+    check_shiviz_clocks(parse_shiviz(text))
+    assert lg.running()
