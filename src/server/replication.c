@@ -73,6 +73,8 @@ typedef struct replPeer {
     netPeer *link;
     buf pending; /* encoded records */
     uint32_t pending_count;
+    buf stamped; /* the pending records as a batch with its send event's clocks */
+    uint32_t stamped_count;
     uint64_t batches_sent, records_sent, failures, dropped;
     /* Lag: when each unacknowledged batch was sent (replies come in order). */
     uint64_t sent_ms[REPL_LAG_SLOTS];
@@ -191,6 +193,7 @@ static replPeer *replPeerFor(replState *r, uint32_t id, const char *host, int po
     snprintf(p->host, sizeof p->host, "%s", host);
     p->port = port;
     bufInit(&p->pending);
+    bufInit(&p->stamped);
     vclockInit(&p->first_summary);
     vclockInit(&p->seen);
     return p;
@@ -312,6 +315,8 @@ void replicationDiscard(server *s) {
         replPeer *p = r->peers[i];
         bufClear(&p->pending);
         p->pending_count = 0;
+        bufClear(&p->stamped);
+        p->stamped_count = 0;
         p->hw_epoch = p->hw_change = 0;
         p->sync_wanted = true;
     }
@@ -353,16 +358,15 @@ static void onReplReply(void *ctx, const respReply *reply, const char *err) {
     free(x);
 }
 
-void replicationFlush(server *s) {
+/* Before the commit: each member's pending writes become one batch, and
+ * its send event ticks the clock now, so that the same commit saves the
+ * tick (a tick after it would need a commit of its own). */
+void replicationStamp(server *s) {
     replState *r = s->repl;
     if (!r) return;
-    ackGroup *g = ackGroupTake(r);
-    if (g) {
-        g->outstanding = 1; /* held until every send below is counted */
-    }
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];
-        if (!p->pending_count) continue;
+        if (!p->pending_count || p->stamped_count) continue;
         /* The send is an event: tick, and carry the clocks. */
         char msg_id[REPL_MAX_MSG_ID];
         nodeClockTick(&s->clock);
@@ -373,14 +377,30 @@ void replicationFlush(server *s) {
         int dn = snprintf(detail, sizeof detail, "to %" PRIu32 ": %" PRIu32 " writes", p->id,
                           p->pending_count);
         eventsAtCurrentClock(s, "REPL_SEND", NULL, 0, detail, (size_t)dn, msg_id);
-        bufClear(&r->scratch);
-        size_t at = replBatchBegin(&r->scratch, s->cfg.id, s->clock.lamport, &s->clock.vc, msg_id);
-        bufAppend(&r->scratch, p->pending.data, p->pending.len);
-        replBatchEnd(&r->scratch, at, p->pending_count);
+        bufClear(&p->stamped);
+        size_t at = replBatchBegin(&p->stamped, s->cfg.id, s->clock.lamport, &s->clock.vc, msg_id);
+        bufAppend(&p->stamped, p->pending.data, p->pending.len);
+        replBatchEnd(&p->stamped, at, p->pending_count);
+        p->stamped_count = p->pending_count;
+        bufClear(&p->pending);
+        p->pending_count = 0;
+    }
+}
+
+void replicationFlush(server *s) {
+    replState *r = s->repl;
+    if (!r) return;
+    ackGroup *g = ackGroupTake(r);
+    if (g) {
+        g->outstanding = 1; /* held until every send below is counted */
+    }
+    for (size_t i = 0; i < r->npeers; i++) {
+        replPeer *p = r->peers[i];
+        if (!p->stamped_count) continue;
         sendCtx *x = xcalloc(1, sizeof *x);
         x->s = s;
         x->peer_id = p->id;
-        x->records = p->pending_count;
+        x->records = p->stamped_count;
         x->group = g;
         if (g) g->outstanding++;
         p->batches_sent++;
@@ -388,9 +408,9 @@ void replicationFlush(server *s) {
             p->sent_ms[(p->sent_head + p->sent_count) % REPL_LAG_SLOTS] = timeMonoMs();
             p->sent_count++;
         }
-        replCall(s, p, "DMKV.REPL", AD_REPL, sizeof AD_REPL - 1, &r->scratch, onReplReply, x);
-        bufClear(&p->pending);
-        p->pending_count = 0;
+        replCall(s, p, "DMKV.REPL", AD_REPL, sizeof AD_REPL - 1, &p->stamped, onReplReply, x);
+        bufClear(&p->stamped);
+        p->stamped_count = 0;
     }
     if (g && --g->outstanding == 0) ackGroupFire(s, g, NULL);
 }
@@ -1091,6 +1111,7 @@ void replicationStop(server *s) {
         replPeer *p = r->peers[i];
         if (p->link) netPeerClose(p->link);
         bufFree(&p->pending);
+        bufFree(&p->stamped);
         vclockFree(&p->first_summary);
         vclockFree(&p->seen);
         free(p);

@@ -14,7 +14,10 @@ typedef struct client client;
 
 /* Queues a local write for every live member; sent after its commit. */
 void replicationQueue(server *s, const void *key, size_t klen, const storeRecord *rec);
-/* The iteration's batch committed: send what was queued. */
+/* Before the iteration's commit: batch what was queued per member and
+ * tick the clock for each send, so the commit saves the ticks. */
+void replicationStamp(server *s);
+/* The iteration's batch committed: send what was stamped. */
 void replicationFlush(server *s);
 /* The iteration's batch failed: what was queued was never applied. */
 void replicationDiscard(server *s);

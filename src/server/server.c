@@ -280,6 +280,7 @@ int serverCommitNow(server *s) {
         return STORE_OK;
     }
     int rc = STORE_OK;
+    replicationStamp(s);
     if (s->clock_dirty || s->summary_dirty) rc = serverSaveClock(s);
     if (rc == STORE_OK) rc = storeCommit(s->st);
     if (rc != STORE_OK) {
