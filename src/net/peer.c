@@ -185,6 +185,17 @@ static void onWriteDone(uv_write_t *req, int status) {
 
 static void peerFlush(netPeer *p) {
     if (p->state != PEER_CONNECTED || p->writing || p->out.len == 0) return;
+    /* Straight to the kernel first: a uv_write that completes at once still
+     * costs an epoll_ctl when libuv drains its queue. */
+    size_t len = p->out.len > UINT32_MAX ? UINT32_MAX : p->out.len;
+    uv_buf_t first = uv_buf_init(p->out.data, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)p->tcp, &first, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        peerDisconnect(p, uv_strerror(n));
+        return;
+    }
+    if (n > 0) bufConsume(&p->out, (size_t)n);
+    if (p->out.len == 0) return;
     buf tmp = p->inflight;
     p->inflight = p->out;
     p->out = tmp;
