@@ -31,7 +31,8 @@ typedef struct netPeerOptions {
 
 netPeer *netPeerCreate(uv_loop_t *loop, const char *host, int port, const netPeerOptions *opts);
 /* Queues one command. fn is always called exactly once, possibly before
- * netPeerCall returns (when the queue is full or the peer is closed). */
+ * netPeerCall returns (when the queue is full or the peer is closed);
+ * fn NULL: the reply is read and dropped. */
 void netPeerCall(netPeer *p, size_t argc, const char *const *argv, const size_t *lens,
                  netPeerReplyFn fn, void *ctx);
 /* Fails outstanding calls ("peer closed") and frees the peer once libuv

@@ -664,3 +664,21 @@ def test_requirepass_cluster_forms_and_pushpull_needs_auth(make_agent):
     wait_until(converged, CONVERGE_S, "a --requirepass cluster to converge", interval=0.05)
     r = agents[0].call("DMKV.PUSHPULL", struct.pack("<BBII", 1, 16, 77, 0))
     assert isinstance(r, RespError) and r.startswith("NOAUTH"), r
+    # A follower forwards lock operations to the leader over a link that
+    # sends AUTH first and drops its reply: a LOCK and UNLOCK on every node
+    # (two of them followers) works, and every agent is still running.
+    tokens = []
+    for a in agents:
+        with a.conn() as c:
+            assert c.call("AUTH", "s3cret") == "OK"
+            deadline = time.monotonic() + 20
+            while True:
+                t = c.call("LOCK", "pw-lock", 5000, 5000, timeout=15)
+                if isinstance(t, int) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)  # no leader known yet: ask again
+            assert isinstance(t, int), t
+            assert c.call("UNLOCK", "pw-lock", t) == 1
+            tokens.append(t)
+    assert tokens == sorted(tokens) and len(set(tokens)) == 3, tokens
+    assert all(a.running() for a in agents), [a.read_log()[-2000:] for a in agents if not a.running()]
