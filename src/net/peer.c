@@ -190,10 +190,9 @@ static void peerFlush(netPeer *p) {
     size_t len = p->out.len > UINT32_MAX ? UINT32_MAX : p->out.len;
     uv_buf_t first = uv_buf_init(p->out.data, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)p->tcp, &first, 1);
-    if (n < 0 && n != UV_EAGAIN) {
-        peerDisconnect(p, uv_strerror(n));
-        return;
-    }
+    /* On an error, uv_write below meets it again and reports it from the
+     * loop: failing the calls here would run their callbacks inside
+     * netPeerCall. */
     if (n > 0) bufConsume(&p->out, (size_t)n);
     if (p->out.len == 0) return;
     buf tmp = p->inflight;

@@ -6,7 +6,9 @@
  * connection, a malformed reply or a call that outlives its timeout fails
  * every outstanding call with an error and drops the connection; the next
  * call reconnects. Retrying is the caller's decision, since only the
- * caller knows whether a request is safe to repeat. */
+ * caller knows whether a request is safe to repeat. A process using peers
+ * ignores SIGPIPE (the agent does): a write to a reset connection must
+ * fail, not end the process. */
 #ifndef DMKV_NET_PEER_H
 #define DMKV_NET_PEER_H
 

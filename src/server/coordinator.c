@@ -269,11 +269,21 @@ static netPeer *coordLinkTo(coord *co, uint32_t leader) {
     return co->fwd;
 }
 
-/* Sends the flight's batch; false when it could not go now (no leader). */
+static void flightMarkSent(coordFlight *f) {
+    for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = true;
+}
+
+/* Sends the flight's batch; false when it could not go now (no leader) and
+ * f is still the caller's. On true f belongs to its callback, which may
+ * already have run (a forwarding link can fail at once): the caller must
+ * not touch f again. */
 static bool flightSend(coord *co, coordFlight *f, const buf *batch) {
     if (raftNodeIsLeader(co->raft)) {
-        if (raftNodePropose(co->raft, batch->data, batch->len, onProposed, f) != RAFT_NODE_OK)
+        flightMarkSent(f);
+        if (raftNodePropose(co->raft, batch->data, batch->len, onProposed, f) != RAFT_NODE_OK) {
+            for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = false;
             return false;
+        }
         co->proposed += f->n;
         return true;
     }
@@ -294,6 +304,7 @@ static bool flightSend(coord *co, coordFlight *f, const buf *batch) {
     const char *av[2] = {"DMKV.LOCKOP", blob};
     size_t al[2] = {11, blen};
     co->forwarded += f->n;
+    flightMarkSent(f);
     netPeerCall(link, 2, av, al, onForwarded, f);
     bufFree(&sealed);
     return true;
@@ -328,23 +339,16 @@ static void coordSendQueued(coord *co) {
         if (f->n == LOCK_MAX_OPS_PER_BATCH || batch.len > (1u << 20) || !next) {
             batch.data[1] = (char)(f->n & 0xff);
             batch.data[2] = (char)(f->n >> 8);
-            if (!flightSend(co, f, &batch)) {
-                free(f);
-                f = NULL;
-                break;
-            }
-            for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = true;
+            bool sent = flightSend(co, f, &batch);
+            if (!sent) free(f);
             f = NULL;
+            if (!sent) break;
         }
     }
     if (f) { /* the last op was in flight or given up: send what was gathered */
         batch.data[1] = (char)(f->n & 0xff);
         batch.data[2] = (char)(f->n >> 8);
-        if (flightSend(co, f, &batch)) {
-            for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = true;
-        } else {
-            free(f);
-        }
+        if (!flightSend(co, f, &batch)) free(f);
     }
     bufFree(&batch);
 }

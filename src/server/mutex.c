@@ -373,7 +373,7 @@ static void mutexNext(mutexWrite *m) {
             if (!h->token && !h->acquiring) holdAcquire(m->s, h);
             return;
         }
-        if (h->pinned) st->shared++;
+        st->shared++; /* an open hold: its grant was taken for another write */
         h->pinned++;
         m->holds[m->entered++] = h;
         m->at += sizeof n + n;

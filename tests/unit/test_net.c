@@ -1,7 +1,9 @@
 /* Tests of the connection layer and outbound peer links, in one process:
  * a netServer speaking a tiny RESP protocol and netPeer clients, all on
  * one libuv loop. */
+#include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "net/net.h"
@@ -263,13 +267,58 @@ static void test_closing_a_peer_with_calls_in_flight_fails_them_once(void **stat
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A write that fails at once (the peer reset the connection) fails its call
+ * from the loop, never inside netPeerCall: callers hand over state with the
+ * call and may still use it until netPeerCall returns. */
+static void test_a_reset_connection_fails_the_next_call_from_the_loop(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    netPeer *p = netPeerCreate(&loop, "127.0.0.1", ntohs(sa.sin_port), NULL);
+    callResult res = {0};
+    const char *ping[1] = {"PING"};
+    echoCall *c1 = calloc(1, sizeof *c1);
+    c1->res = &res;
+    netPeerCall(p, 1, ping, NULL, onEcho, c1);
+    while (netPeerQueuedBytes(p) > 0) uv_run(&loop, UV_RUN_ONCE); /* connected, PING sent */
+    int cfd = accept(lfd, NULL, NULL);
+    assert_true(cfd >= 0);
+    char in[64];
+    assert_int_equal(read(cfd, in, sizeof in), 14); /* *1\r\n$4\r\nPING\r\n */
+    assert_int_equal(write(cfd, "+PONG\r\n", 7), 7);
+    runUntil(&loop, &res.done, 1);
+    assert_int_equal(res.failed, 0);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(cfd); /* RST */
+    echoCall *c2 = calloc(1, sizeof *c2);
+    c2->res = &res;
+    netPeerCall(p, 1, ping, NULL, onEcho, c2);
+    assert_int_equal(res.done, 1); /* not yet */
+    runUntil(&loop, &res.done, 2);
+    assert_int_equal(res.done, 2);
+    assert_int_equal(res.failed, 1);
+    netPeerClose(p);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    close(lfd);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* as in the agent */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined_calls_get_their_own_replies_in_order),
         cmocka_unit_test(test_unreachable_peer_fails_every_call_with_a_reason),
         cmocka_unit_test(test_a_silent_peer_times_out_and_the_next_call_reconnects),
         cmocka_unit_test(test_server_closing_the_connection_fails_pending_calls),
         cmocka_unit_test(test_closing_a_peer_with_calls_in_flight_fails_them_once),
+        cmocka_unit_test(test_a_reset_connection_fails_the_next_call_from_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
