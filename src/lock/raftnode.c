@@ -498,7 +498,7 @@ int raftNodeAddVoter(raftNode *n, uint64_t id, const char *address, raftNodeResu
                      void *ctx) {
     if (address == NULL || address[0] == '\0' || strlen(address) > RAFT_NODE_MAX_ADDRESS)
         return raftNodeFail(n, RAFT_NODE_INVALID, "a new raft voter needs an address host:port");
-    raftChangeReq *c;
+    raftChangeReq *c = NULL;
     int st = raftNodeChangeBegin(n, id, cb, ctx, &c);
     if (st != RAFT_NODE_OK) return st;
     int rv = raft_add(&n->raft, &c->req, id, address, raftNodeOnAdded);
@@ -521,7 +521,7 @@ int raftNodeAddVoter(raftNode *n, uint64_t id, const char *address, raftNodeResu
 }
 
 int raftNodeRemove(raftNode *n, uint64_t id, raftNodeResultCb cb, void *ctx) {
-    raftChangeReq *c;
+    raftChangeReq *c = NULL;
     int st = raftNodeChangeBegin(n, id, cb, ctx, &c);
     if (st != RAFT_NODE_OK) return st;
     int rv = raft_remove(&n->raft, &c->req, id, raftNodeOnPromoted);

@@ -6,6 +6,9 @@
  * store batch has committed, each pending batch becomes one DMKV.REPL call
  * on a persistent, pipelined link to that member, stamped with the node's
  * clocks (a send event) and sealed with the cluster key when there is one.
+ * Without the mutex a member has at most REPL_WINDOW_BATCHES batches
+ * unanswered: under load the writes of several iterations then travel,
+ * and are committed by the receiver, together.
  * A receiver applies the records by the replicate module's rule in its own
  * store batch and answers only after that batch is durable. Pushes carry
  * the origin's write sequence numbers, so a receiver that gets them without
@@ -57,6 +60,12 @@
 #define REPL_SYNC_PAGE_SCAN        50000u /* feed entries examined per page */
 #define REPL_GC_PER_TICK           2000u
 #define REPL_LAG_SLOTS             256 /* send times of unacknowledged batches kept per peer */
+/* Unserialized writes: while a member has this many batches unanswered,
+ * the next waits and what comes meanwhile joins the one after it (fewer,
+ * larger batches under load; no wait when the link is idle) ... */
+#define REPL_WINDOW_BATCHES 1
+/* ... unless that much is waiting. */
+#define REPL_WINDOW_BYTES (256u << 10)
 #define REPL_PEERS_META_KEY        "repl-peers"
 /* A catch-up waits at most this long (longer than a feed request's call
  * timeout), so a member that moved or was forgotten cannot hold it. */
@@ -75,7 +84,8 @@ typedef struct replPeer {
     uint32_t pending_count;
     buf stamped; /* the pending records as a batch with its send event's clocks */
     uint32_t stamped_count;
-    uint64_t batches_sent, records_sent, failures, dropped;
+    uint32_t inflight; /* batches sent and not answered */
+    uint64_t batches_sent, records_sent, failures, dropped, batches_held;
     /* Lag: when each unacknowledged batch was sent (replies come in order). */
     uint64_t sent_ms[REPL_LAG_SLOTS];
     uint32_t sent_head, sent_count;
@@ -334,6 +344,7 @@ static void onReplReply(void *ctx, const respReply *reply, const char *err) {
     replState *r = x->s->repl;
     replPeer *p = r ? replPeerFind(r, x->peer_id) : NULL;
     if (p) {
+        if (p->inflight) p->inflight--;
         if (p->sent_count) {
             uint64_t rtt = timeMonoMs() - p->sent_ms[p->sent_head];
             p->sent_head = (p->sent_head + 1) % REPL_LAG_SLOTS;
@@ -358,6 +369,13 @@ static void onReplReply(void *ctx, const respReply *reply, const char *err) {
     free(x);
 }
 
+/* A member's pending writes wait while its window is full. Writes someone
+ * waits on (serialized writes) never do. */
+static bool replHeld(server *s, const replState *r, const replPeer *p) {
+    return !s->cfg.use_mutex && r->nack_pending == 0 && p->inflight >= REPL_WINDOW_BATCHES &&
+           p->pending.len < REPL_WINDOW_BYTES;
+}
+
 /* Before the commit: each member's pending writes become one batch, and
  * its send event ticks the clock now, so that the same commit saves the
  * tick (a tick after it would need a commit of its own). */
@@ -367,6 +385,10 @@ void replicationStamp(server *s) {
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];
         if (!p->pending_count || p->stamped_count) continue;
+        if (replHeld(s, r, p)) {
+            p->batches_held++;
+            continue;
+        }
         /* The send is an event: tick, and carry the clocks. */
         char msg_id[REPL_MAX_MSG_ID];
         nodeClockTick(&s->clock);
@@ -387,6 +409,14 @@ void replicationStamp(server *s) {
     }
 }
 
+bool replicationWaiting(server *s) {
+    replState *r = s->repl;
+    if (!r) return false;
+    for (size_t i = 0; i < r->npeers; i++)
+        if (r->peers[i]->pending_count && !replHeld(s, r, r->peers[i])) return true;
+    return false;
+}
+
 void replicationFlush(server *s) {
     replState *r = s->repl;
     if (!r) return;
@@ -397,6 +427,7 @@ void replicationFlush(server *s) {
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];
         if (!p->stamped_count) continue;
+        p->inflight++;
         sendCtx *x = xcalloc(1, sizeof *x);
         x->s = s;
         x->peer_id = p->id;
@@ -1174,7 +1205,7 @@ void replicationInfo(server *s, buf *out) {
         uint64_t lag = p->sent_count ? now - p->sent_ms[p->sent_head] : 0;
         bufPrintf(out,
                   "peer%" PRIu32 ":addr=%s:%d,state=%s,queued_bytes=%zu,batches_sent=%" PRIu64
-                  ",writes_sent=%" PRIu64 ",failures=%" PRIu64 ",dropped=%" PRIu64
+                  ",batches_held=%" PRIu64 ",writes_sent=%" PRIu64 ",failures=%" PRIu64 ",dropped=%" PRIu64
                   ",unacked_batches=%" PRIu32 ",lag_ms=%" PRIu64 ",last_ack_ms=%" PRIu64
                   ",max_ack_ms=%" PRIu64 ",sync_rounds=%" PRIu64 ",sync_repaired=%" PRIu64
                   ",sync_failures=%" PRIu64 ",seen_mine=%" PRIu64 "\r\n",
@@ -1183,7 +1214,7 @@ void replicationInfo(server *s, buf *out) {
                   : p->member ? "down"
                               : "left",
                   p->pending.len + (p->link ? netPeerQueuedBytes(p->link) : 0), p->batches_sent,
-                  p->records_sent, p->failures, p->dropped, p->sent_count, lag, p->last_ack_rtt_ms,
+                  p->batches_held, p->records_sent, p->failures, p->dropped, p->sent_count, lag, p->last_ack_rtt_ms,
                   p->max_ack_rtt_ms, p->rounds, p->repaired, p->sync_failures,
                   p->have_seen ? vclockGet(&p->seen, s->cfg.id) : 0);
     }

@@ -17,8 +17,12 @@ void replicationQueue(server *s, const void *key, size_t klen, const storeRecord
 /* Before the iteration's commit: batch what was queued per member and
  * tick the clock for each send, so the commit saves the ticks. */
 void replicationStamp(server *s);
-/* The iteration's batch committed: send what was stamped. */
+/* The iteration's batch committed: send what was stamped (a member's
+ * batch may wait for its previous one's answer; see replication.c). */
 void replicationFlush(server *s);
+/* True when a batch is ready to stamp or to send: the iteration commits
+ * even without writes of its own. */
+bool replicationWaiting(server *s);
 /* The iteration's batch failed: what was queued was never applied. */
 void replicationDiscard(server *s);
 /* Calls fn once every ALIVE member has acknowledged the writes of the

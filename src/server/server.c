@@ -275,7 +275,7 @@ int serverCommitNow(server *s) {
     /* A dirty clock without a data write comes from traced reads and
      * membership events: it is saved too, so a restarted node never
      * reuses an event's sequence number. */
-    if (!storeInBatch(s->st) && !s->clock_dirty && !s->summary_dirty) {
+    if (!storeInBatch(s->st) && !s->clock_dirty && !s->summary_dirty && !replicationWaiting(s)) {
         storeCommit(s->st); /* releases the read snapshot */
         return STORE_OK;
     }

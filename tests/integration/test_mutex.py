@@ -55,6 +55,13 @@ def test_4_clients_x_500_incr_over_3_nodes_count_exactly_2000_with_the_mutex(mak
     assert 0 < grants <= int(info[0]["last_token"])
     assert grants + shared == 2000, (grants, shared)
     print("mutex: %d grants, %d writes shared a grant" % (grants, shared))
+    # Serialized writes wait for every member's answer: their batches are
+    # never held back behind an earlier one.
+    for a in n:
+        repl = parse_info(a.call("INFO", "replication"))
+        for name, line in repl.items():
+            if name.startswith("peer") and name[4:].isdigit():
+                assert ",batches_held=0," in line, line
 
 
 def test_a_node_busy_with_one_key_lets_another_node_write_it(make_agent):

@@ -89,6 +89,42 @@ def test_redis_py_clients_writing_to_all_three_nodes_at_once_converge(make_agent
     wait_until(converged, 15, "all 200 keys to converge on all 3 nodes")
 
 
+
+def peer_fields(info, peer_id):
+    return dict(kv.split("=", 1) for kv in info["peer%d" % peer_id].split(","))
+
+
+def test_writes_under_load_travel_in_fewer_batches_and_every_one_arrives(make_agent):
+    """While a member's batch is unanswered, the writes that follow wait and
+    go together: fewer batches than writes, and none lost."""
+    import redis
+    n = cluster(make_agent)
+    writers, rounds, per_round = 8, 20, 50
+
+    def writer(i):
+        c = redis.Redis(host="127.0.0.1", port=n[0].port)
+        for r in range(rounds):
+            p = c.pipeline(transaction=False)
+            for k in range(per_round):
+                p.set("w%d:%d:%d" % (i, r, k), "v%d" % k)
+            assert p.execute() == [True] * per_round
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    total = writers * rounds * per_round
+    wait_until(lambda: all(a.call("DBSIZE") == total for a in n), 15,
+               "all %d writes on every node" % total)
+    for other in n[1:]:
+        f = peer_fields(repl_info(n[0]), other.node_id)
+        assert int(f["writes_sent"]) == total, f
+        assert int(f["batches_held"]) > 0, f
+        assert int(f["batches_sent"]) < total, f
+        assert int(f["failures"]) == 0 and int(f["dropped"]) == 0, f
+
+
 # ---- anti-entropy, tombstones, joining ----
 
 def repl_info(a):
