@@ -269,8 +269,8 @@ static netPeer *coordLinkTo(coord *co, uint32_t leader) {
     return co->fwd;
 }
 
-static void flightMarkSent(coordFlight *f) {
-    for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = true;
+static void flightMark(coordFlight *f, bool inflight) {
+    for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = inflight;
 }
 
 /* Sends the flight's batch; false when it could not go now (no leader) and
@@ -279,9 +279,9 @@ static void flightMarkSent(coordFlight *f) {
  * not touch f again. */
 static bool flightSend(coord *co, coordFlight *f, const buf *batch) {
     if (raftNodeIsLeader(co->raft)) {
-        flightMarkSent(f);
+        flightMark(f, true);
         if (raftNodePropose(co->raft, batch->data, batch->len, onProposed, f) != RAFT_NODE_OK) {
-            for (size_t i = 0; i < f->n; i++) f->ops[i]->inflight = false;
+            flightMark(f, false);
             return false;
         }
         co->proposed += f->n;
@@ -304,7 +304,7 @@ static bool flightSend(coord *co, coordFlight *f, const buf *batch) {
     const char *av[2] = {"DMKV.LOCKOP", blob};
     size_t al[2] = {11, blen};
     co->forwarded += f->n;
-    flightMarkSent(f);
+    flightMark(f, true);
     netPeerCall(link, 2, av, al, onForwarded, f);
     bufFree(&sealed);
     return true;

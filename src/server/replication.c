@@ -65,8 +65,8 @@
  * larger batches under load; no wait when the link is idle) ... */
 #define REPL_WINDOW_BATCHES 1
 /* ... unless that much is waiting. */
-#define REPL_WINDOW_BYTES (256u << 10)
-#define REPL_PEERS_META_KEY        "repl-peers"
+#define REPL_WINDOW_BYTES   (256u << 10)
+#define REPL_PEERS_META_KEY "repl-peers"
 /* A catch-up waits at most this long (longer than a feed request's call
  * timeout), so a member that moved or was forgotten cannot hold it. */
 #define REPL_CATCH_UP_MAX_MS 6000
@@ -84,7 +84,6 @@ typedef struct replPeer {
     uint32_t pending_count;
     buf stamped; /* the pending records as a batch with its send event's clocks */
     uint32_t stamped_count;
-    uint32_t inflight; /* batches sent and not answered */
     uint64_t batches_sent, records_sent, failures, dropped, batches_held;
     /* Lag: when each unacknowledged batch was sent (replies come in order). */
     uint64_t sent_ms[REPL_LAG_SLOTS];
@@ -344,7 +343,6 @@ static void onReplReply(void *ctx, const respReply *reply, const char *err) {
     replState *r = x->s->repl;
     replPeer *p = r ? replPeerFind(r, x->peer_id) : NULL;
     if (p) {
-        if (p->inflight) p->inflight--;
         if (p->sent_count) {
             uint64_t rtt = timeMonoMs() - p->sent_ms[p->sent_head];
             p->sent_head = (p->sent_head + 1) % REPL_LAG_SLOTS;
@@ -372,7 +370,7 @@ static void onReplReply(void *ctx, const respReply *reply, const char *err) {
 /* A member's pending writes wait while its window is full. Writes someone
  * waits on (serialized writes) never do. */
 static bool replHeld(server *s, const replState *r, const replPeer *p) {
-    return !s->cfg.use_mutex && r->nack_pending == 0 && p->inflight >= REPL_WINDOW_BATCHES &&
+    return !s->cfg.use_mutex && r->nack_pending == 0 && p->sent_count >= REPL_WINDOW_BATCHES &&
            p->pending.len < REPL_WINDOW_BYTES;
 }
 
@@ -427,7 +425,6 @@ void replicationFlush(server *s) {
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];
         if (!p->stamped_count) continue;
-        p->inflight++;
         sendCtx *x = xcalloc(1, sizeof *x);
         x->s = s;
         x->peer_id = p->id;
@@ -1205,17 +1202,17 @@ void replicationInfo(server *s, buf *out) {
         uint64_t lag = p->sent_count ? now - p->sent_ms[p->sent_head] : 0;
         bufPrintf(out,
                   "peer%" PRIu32 ":addr=%s:%d,state=%s,queued_bytes=%zu,batches_sent=%" PRIu64
-                  ",batches_held=%" PRIu64 ",writes_sent=%" PRIu64 ",failures=%" PRIu64 ",dropped=%" PRIu64
-                  ",unacked_batches=%" PRIu32 ",lag_ms=%" PRIu64 ",last_ack_ms=%" PRIu64
-                  ",max_ack_ms=%" PRIu64 ",sync_rounds=%" PRIu64 ",sync_repaired=%" PRIu64
-                  ",sync_failures=%" PRIu64 ",seen_mine=%" PRIu64 "\r\n",
+                  ",batches_held=%" PRIu64 ",writes_sent=%" PRIu64 ",failures=%" PRIu64
+                  ",dropped=%" PRIu64 ",unacked_batches=%" PRIu32 ",lag_ms=%" PRIu64
+                  ",last_ack_ms=%" PRIu64 ",max_ack_ms=%" PRIu64 ",sync_rounds=%" PRIu64
+                  ",sync_repaired=%" PRIu64 ",sync_failures=%" PRIu64 ",seen_mine=%" PRIu64 "\r\n",
                   p->id, p->host, p->port,
                   p->alive    ? "alive"
                   : p->member ? "down"
                               : "left",
                   p->pending.len + (p->link ? netPeerQueuedBytes(p->link) : 0), p->batches_sent,
-                  p->batches_held, p->records_sent, p->failures, p->dropped, p->sent_count, lag, p->last_ack_rtt_ms,
-                  p->max_ack_rtt_ms, p->rounds, p->repaired, p->sync_failures,
+                  p->batches_held, p->records_sent, p->failures, p->dropped, p->sent_count, lag,
+                  p->last_ack_rtt_ms, p->max_ack_rtt_ms, p->rounds, p->repaired, p->sync_failures,
                   p->have_seen ? vclockGet(&p->seen, s->cfg.id) : 0);
     }
 }
