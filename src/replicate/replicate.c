@@ -165,6 +165,70 @@ int replSyncPageDecodeHead(const uint8_t *p, size_t len, replSyncPage *pg, size_
     return 0;
 }
 
+size_t replVerifyBegin(buf *out, uint32_t requester) {
+    bufAppendChar(out, (char)REPL_VERIFY_FORMAT_V1);
+    putU32(out, requester);
+    size_t at = out->len;
+    putU32(out, 0);
+    return at;
+}
+
+void replVerifyAdd(buf *out, const void *key, size_t klen, uint32_t origin, uint64_t seq) {
+    putU16(out, (uint16_t)klen);
+    bufAppend(out, key, klen);
+    putU32(out, origin);
+    putU64(out, seq);
+}
+
+void replVerifyEnd(buf *out, size_t count_offset, uint32_t count) {
+    replBatchEnd(out, count_offset, count);
+}
+
+int replVerifyOpen(const uint8_t *p, size_t len, uint32_t *requester, replVerifyReader *r) {
+    if (len < 1 + 4 + 4 || p[0] != REPL_VERIFY_FORMAT_V1) return -1;
+    *requester = (uint32_t)getLE(p + 1, 4);
+    uint32_t count = (uint32_t)getLE(p + 5, 4);
+    if (*requester == 0 || count == 0 || count > REPL_VERIFY_MAX_KEYS) return -1;
+    r->p = p;
+    r->len = len;
+    r->pos = 9;
+    r->left = count;
+    return 0;
+}
+
+int replVerifyNext(replVerifyReader *r, const uint8_t **key, size_t *klen, uint32_t *origin,
+                   uint64_t *seq) {
+    if (r->left == 0) return r->pos == r->len ? 0 : -1;
+    if (r->len - r->pos < 2) return -1;
+    size_t kl = (size_t)getLE(r->p + r->pos, 2);
+    r->pos += 2;
+    if (kl == 0 || kl > STORE_MAX_KEY_BYTES || r->len - r->pos < kl + 4 + 8) return -1;
+    *key = r->p + r->pos;
+    *klen = kl;
+    r->pos += kl;
+    *origin = (uint32_t)getLE(r->p + r->pos, 4);
+    *seq = getLE(r->p + r->pos + 4, 8);
+    r->pos += 12;
+    if (*origin == 0 || *seq == 0) return -1;
+    r->left--;
+    return 1;
+}
+
+void replVerifyAnswerEncode(buf *out, uint32_t count, const uint8_t *bits) {
+    bufAppendChar(out, (char)REPL_VERIFY_FORMAT_V1);
+    putU32(out, count);
+    bufAppend(out, bits, ((size_t)count + 7) / 8);
+}
+
+int replVerifyAnswerDecode(const uint8_t *p, size_t len, uint32_t count, const uint8_t **bits) {
+    size_t n = ((size_t)count + 7) / 8;
+    if (len != 1 + 4 + n || p[0] != REPL_VERIFY_FORMAT_V1 || getLE(p + 1, 4) != count) return -1;
+    /* The bits past the last key are 0: one encoding per answer. */
+    if (count % 8 && (p[5 + n - 1] >> (count % 8))) return -1;
+    *bits = p + 5;
+    return 0;
+}
+
 static bool decodeClock(const storeVersion *v, vclock *out) {
     size_t used = 0;
     return vclockDecode(v->vclock, v->vclock_len, out, &used) == 0 && used == v->vclock_len;
@@ -210,8 +274,30 @@ static bool firstWins(const storeRecord *x, const storeRecord *y) {
     return bytesCompare(x->value, x->value_len, y->value, y->value_len) > 0;
 }
 
+bool replResolvedWrites(const storeVersion *v, vclock *out) {
+    vclockClear(out);
+    if (!(v->flags & STORE_FLAG_MERGED)) {
+        if (v->seq == 0 || v->origin == 0) return false;
+        vclockSet(out, v->origin, v->seq);
+        return true;
+    }
+    size_t used = 0;
+    return v->merged_len && vclockDecode(v->merged, v->merged_len, out, &used) == 0 &&
+           used == v->merged_len && out->n > 0;
+}
+
+void replResolveBufsInit(replResolveBufs *b) {
+    bufInit(&b->vclock);
+    bufInit(&b->merged);
+}
+
+void replResolveBufsFree(replResolveBufs *b) {
+    bufFree(&b->vclock);
+    bufFree(&b->merged);
+}
+
 void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out,
-                 buf *vc_out) {
+                 replResolveBufs *bufs) {
     const storeRecord *win = firstWins(stored, incoming) ? stored : incoming;
     const storeRecord *lose = win == stored ? incoming : stored;
     vclock m, o;
@@ -220,13 +306,21 @@ void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRe
     decodeClock(&win->ver, &m);
     decodeClock(&lose->ver, &o);
     vclockMerge(&m, &o);
-    bufClear(vc_out);
-    vclockEncode(&m, vc_out);
+    bufClear(&bufs->vclock);
+    vclockEncode(&m, &bufs->vclock);
+    /* The merge stands for every write either side stands for. */
+    bufClear(&bufs->merged);
+    if (replResolvedWrites(&win->ver, &m) && replResolvedWrites(&lose->ver, &o)) {
+        vclockMerge(&m, &o);
+        if (vclockEncodedSize(&m) <= STORE_MAX_VCLOCK_BYTES) vclockEncode(&m, &bufs->merged);
+    }
     vclockFree(&m);
     vclockFree(&o);
     *out = *win;
     out->ver.lamport = win->ver.lamport > lose->ver.lamport ? win->ver.lamport : lose->ver.lamport;
-    out->ver.vclock = (const uint8_t *)vc_out->data;
-    out->ver.vclock_len = vc_out->len;
+    out->ver.vclock = (const uint8_t *)bufs->vclock.data;
+    out->ver.vclock_len = bufs->vclock.len;
+    out->ver.merged = bufs->merged.len ? (const uint8_t *)bufs->merged.data : NULL;
+    out->ver.merged_len = bufs->merged.len;
     out->ver.flags |= STORE_FLAG_MERGED;
 }

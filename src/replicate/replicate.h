@@ -102,6 +102,48 @@ void replSyncPageEncodeHead(const replSyncPage *pg, buf *out);
 /* Parses the head; *batch_at is where the batch starts. Returns 0 or -1. */
 int replSyncPageDecodeHead(const uint8_t *p, size_t len, replSyncPage *pg, size_t *batch_at);
 
+/* ---- Checking what a returning node holds ----
+ *
+ * Tombstones are collected once every member has seen them; a member that
+ * left the cluster is not waited for. When it comes back with its data it
+ * may hold keys deleted meanwhile, which no one can send it a delete for
+ * any more. So once per start a node asks a live member about every key it
+ * holds, a page at a time: for each (key, origin, seq) the member answers
+ * whether it has *collected* that write: it holds no record for the key
+ * and its summary covers the write, so it has seen the write and a delete
+ * that superseded it has been collected (the same reasoning by which a
+ * replica ignores such a write as old news). The asker removes those keys,
+ * if it still holds the same write. */
+
+#define REPL_VERIFY_FORMAT_V1 1u
+#define REPL_VERIFY_MAX_KEYS  2000u
+
+/* Request, little-endian: u8 format, u32 requester, u32 count (1 ..
+ * REPL_VERIFY_MAX_KEYS), then per key u16 key length, key, u32 origin, u64
+ * seq (both > 0). Answer: u8 format, u32 count (the request's), then the
+ * bits, key i in byte i / 8 at bit i % 8, set when collected; unused bits
+ * are 0. */
+size_t replVerifyBegin(buf *out, uint32_t requester);
+void replVerifyAdd(buf *out, const void *key, size_t klen, uint32_t origin, uint64_t seq);
+void replVerifyEnd(buf *out, size_t count_offset, uint32_t count);
+
+typedef struct replVerifyReader {
+    const uint8_t *p;
+    size_t len, pos;
+    uint32_t left;
+} replVerifyReader;
+
+/* Returns 0 with the requester and a reader over the keys, or -1. */
+int replVerifyOpen(const uint8_t *p, size_t len, uint32_t *requester, replVerifyReader *r);
+/* 1 with the next key, 0 at the end, -1 for a malformed request. */
+int replVerifyNext(replVerifyReader *r, const uint8_t **key, size_t *klen, uint32_t *origin,
+                   uint64_t *seq);
+
+/* bits holds (count + 7) / 8 bytes. */
+void replVerifyAnswerEncode(buf *out, uint32_t count, const uint8_t *bits);
+/* Points *bits into p; -1 unless the answer is well formed for count keys. */
+int replVerifyAnswerDecode(const uint8_t *p, size_t len, uint32_t count, const uint8_t **bits);
+
 /* ---- The rule ---- */
 
 typedef enum replDecision {
@@ -114,11 +156,27 @@ typedef enum replDecision {
  * not stored). Versions whose clocks cannot be decoded count as older. */
 replDecision replDecide(const storeVersion *stored, const storeVersion *incoming);
 
+/* The writes a record stands for, per origin the highest seq (into out):
+ * a merge's merged writes, any other record's own write. False when
+ * unknown: a write without a seq or origin, or a merge without the list. */
+bool replResolvedWrites(const storeVersion *v, vclock *out);
+
+/* Where replResolve encodes the fields it makes. */
+typedef struct replResolveBufs {
+    buf vclock;
+    buf merged;
+} replResolveBufs;
+void replResolveBufsInit(replResolveBufs *b);
+void replResolveBufsFree(replResolveBufs *b);
+
 /* For a conflict: the winner (higher Lamport, then higher origin) with
- * Lamport = max of both and the clock = merge of both, encoded into
- * vc_out (which out->ver.vclock then points to). out->value points to the
- * winner's value. Symmetric: resolve(a, b) == resolve(b, a). */
+ * Lamport = max of both, the clock = merge of both, flagged merged, and
+ * its merged writes (storeVersion.merged) = per origin the highest seq
+ * among the writes either side stands for (a plain write stands for
+ * itself), or empty when either side's are unknown. Both are encoded into
+ * bufs, which out->ver then points to; out->value points to the winner's
+ * value. Symmetric: resolve(a, b) == resolve(b, a). */
 void replResolve(const storeRecord *stored, const storeRecord *incoming, storeRecord *out,
-                 buf *vc_out);
+                 replResolveBufs *bufs);
 
 #endif

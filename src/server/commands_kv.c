@@ -655,5 +655,7 @@ command serverCommands[] = {
      "Node-to-node: a lock operation for the leader", 0},
     {"dmkv.sync", cmdSync, 2, CMD_PEER, 0, 0, 0,
      "Node-to-node anti-entropy: a page of the change feed", 0},
+    {"dmkv.verify", cmdVerify, 2, CMD_PEER, 0, 0, 0,
+     "Node-to-node: which of a returning node's writes were collected here", 0},
 };
 const size_t serverCommandCount = sizeof serverCommands / sizeof serverCommands[0];

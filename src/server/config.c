@@ -190,9 +190,12 @@ void serverPrintHelp(void) {
            "  --retransmit-mult R     sends per update = R * ceil(log10(N+1)) [%u]\n"
            "  --gossip-interval-ms MS piggyback-only gossip rounds [%u]\n"
            "  --push-pull-interval-ms MS  full state exchange with a random member [%u]\n"
+           "  --dead-retain-ms MS     how long gossip keeps a dead or left member's entry;\n"
+           "                          tombstones wait for a dead member even after [%u]\n"
            "  -h, --help              this help\n",
            DEFAULT_MAXCLIENTS, g.probe_interval_ms, g.probe_timeout_ms, g.indirect_checks,
-           g.suspicion_mult, g.retransmit_mult, g.gossip_interval_ms, g.push_pull_interval_ms);
+           g.suspicion_mult, g.retransmit_mult, g.gossip_interval_ms, g.push_pull_interval_ms,
+           g.dead_retain_ms);
 }
 
 enum {
@@ -225,6 +228,7 @@ enum {
     OPT_G_RETRANSMIT,
     OPT_G_GOSSIP_INTERVAL,
     OPT_G_PUSHPULL,
+    OPT_G_DEAD_RETAIN,
 };
 
 #define FAIL(...)                                                                                  \
@@ -277,6 +281,7 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         {"retransmit-mult", required_argument, 0, OPT_G_RETRANSMIT},
         {"gossip-interval-ms", required_argument, 0, OPT_G_GOSSIP_INTERVAL},
         {"push-pull-interval-ms", required_argument, 0, OPT_G_PUSHPULL},
+        {"dead-retain-ms", required_argument, 0, OPT_G_DEAD_RETAIN},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -289,7 +294,8 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
     optind = 0;
     opterr = 0;
     int o;
-    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    int at = 0;
+    while ((o = getopt_long(argc, argv, ":h", opts, &at)) != -1) {
         switch (o) {
         case 'h':
             serverPrintHelp();
@@ -424,7 +430,7 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
         case OPT_G_GOSSIP_INTERVAL:
         case OPT_G_PUSHPULL: {
             if (parseInt(optarg, 0, 3600000, &v))
-                FAIL("%s must be a whole number, got '%s'", argv[optind - 1], optarg);
+                FAIL("--%s must be a whole number, got '%s'", opts[at].name, optarg);
             uint32_t *field = o == OPT_G_PROBE_INTERVAL    ? &cfg->gossip.probe_interval_ms
                               : o == OPT_G_PROBE_TIMEOUT   ? &cfg->gossip.probe_timeout_ms
                               : o == OPT_G_INDIRECT        ? &cfg->gossip.indirect_checks
@@ -435,6 +441,12 @@ int serverParseArgs(serverConfig *cfg, int argc, char **argv) {
             *field = (uint32_t)v;
             break;
         }
+        case OPT_G_DEAD_RETAIN:
+            if (parseInt(optarg, 0, 7 * 86400000, &v))
+                FAIL("--%s must be a whole number of milliseconds up to 7 days, got '%s'",
+                     opts[at].name, optarg);
+            cfg->gossip.dead_retain_ms = (uint32_t)v;
+            break;
         case ':':
             FAIL("%s needs a value (see dmkv agent --help)", argv[optind - 1]);
         default:

@@ -32,7 +32,10 @@
  * dead, not those that left; the set is remembered across restarts) has
  * reported a summary that covers it, then removed. A record that arrives
  * for a key that is absent, and is covered by our own summary, is old news
- * about a collected key and is ignored. Merged tombstones are kept. */
+ * about a collected key and is ignored. A merged tombstone (a delete that
+ * won a conflict) also waits until every member has seen every write it
+ * resolves, which its record lists (storeVersion.merged), and has read
+ * this node's feed past it. */
 #include "server/replication.h"
 
 #include <inttypes.h>
@@ -43,6 +46,7 @@
 #include <uv.h>
 
 #include "crypt/crypt.h"
+#include "gossip/gossip.h"
 #include "net/peer.h"
 #include "replicate/replicate.h"
 #include "server/cluster.h"
@@ -74,6 +78,8 @@
 static const uint8_t AD_REPL[] = "dmkv-repl-v1";
 static const uint8_t AD_SYNC_REQ[] = "dmkv-sync-req-v1";
 static const uint8_t AD_SYNC_PAGE[] = "dmkv-sync-page-v1";
+static const uint8_t AD_VERIFY_REQ[] = "dmkv-verify-req-v1";
+static const uint8_t AD_VERIFY_ANS[] = "dmkv-verify-ans-v1";
 
 typedef struct replPeer {
     uint32_t id;
@@ -103,6 +109,9 @@ typedef struct replPeer {
     /* Its summary as last reported, for tombstone collection. */
     vclock seen;
     bool have_seen;
+    /* Where, in this run's feed, it has applied and committed everything,
+     * as its last read request said (merged tombstones wait for it). */
+    uint64_t fed_upto;
     bool member; /* in the cluster (not left) as of the last tick */
 } replPeer;
 
@@ -150,6 +159,14 @@ typedef struct replState {
     uint32_t rr;         /* round-robin position for periodic reads */
     uv_timer_t timer;
     bool timer_on;
+    /* Checking what this node holds with a live member, once per run
+     * (see replicate.h): where the pass is and what it found. */
+    bool verify_done, verify_inflight, verify_begun, verify_more;
+    buf verify_after;      /* the last key checked (when begun) */
+    buf verify_next_after; /* the last key of the page in flight */
+    buf verify_page;       /* the page in flight, as request entries */
+    uint32_t verify_count;
+    uint64_t verify_checked, verify_removed, verify_failures;
     /* Member ids ever seen (not left), saved: tombstones wait for all. */
     uint32_t *known;
     size_t nknown;
@@ -167,6 +184,9 @@ static replState *replOf(server *s) {
         replState *r = xcalloc(1, sizeof *r);
         r->srv = s;
         bufInit(&r->scratch);
+        bufInit(&r->verify_after);
+        bufInit(&r->verify_next_after);
+        bufInit(&r->verify_page);
         while (r->epoch == 0) randombytes_buf(&r->epoch, sizeof r->epoch);
         s->repl = r;
         replLoadKnown(r);
@@ -457,10 +477,12 @@ static applyResult replApply(server *s, replState *r, replBatchReader *rd, uint3
     const uint8_t *k;
     size_t kl;
     storeRecord in;
-    buf old_vc, old_val, merged_vc;
+    buf old_vc, old_merged, old_val;
+    replResolveBufs merged;
     bufInit(&old_vc);
+    bufInit(&old_merged);
     bufInit(&old_val);
-    bufInit(&merged_vc);
+    replResolveBufsInit(&merged);
     while (replBatchNext(rd, &k, &kl, &in) == 1) {
         uint64_t known = vclockGet(&s->summary, in.ver.origin);
         bool covered = in.ver.seq && in.ver.seq <= known;
@@ -497,12 +519,15 @@ static applyResult replApply(server *s, replState *r, replBatchReader *rd, uint3
             storeRecord stored = cur;
             bufClear(&old_vc);
             bufAppend(&old_vc, cur.ver.vclock, cur.ver.vclock_len);
+            bufClear(&old_merged);
+            bufAppend(&old_merged, cur.ver.merged, cur.ver.merged_len);
             bufClear(&old_val);
             bufAppend(&old_val, cur.value, cur.value_len);
             stored.ver.vclock = (const uint8_t *)old_vc.data;
+            stored.ver.merged = (const uint8_t *)old_merged.data;
             stored.value = old_val.data;
             r->conflicts++;
-            replResolve(&stored, &in, &put, &merged_vc);
+            replResolve(&stored, &in, &put, &merged);
             char detail[160];
             int dn = snprintf(detail, sizeof detail,
                               "node%" PRIu32 "@L%" PRIu64 " || node%" PRIu32 "@L%" PRIu64
@@ -521,8 +546,9 @@ static applyResult replApply(server *s, replState *r, replBatchReader *rd, uint3
             eventsLocal(s, "APPLY_LOCAL", (const char *)k, kl, put.value, put.value_len);
     }
     bufFree(&old_vc);
+    bufFree(&old_merged);
     bufFree(&old_val);
-    bufFree(&merged_vc);
+    replResolveBufsFree(&merged);
     return res;
 }
 
@@ -535,6 +561,27 @@ static int replUnseal(server *s, const uint8_t *ad, size_t adlen, const uint8_t 
     *data = (const uint8_t *)opened->data;
     *len = opened->len;
     return 0;
+}
+
+/* Opens a node-to-node request's payload (argv[1]): the replication
+ * state, with data/len at the plaintext (in opened when it came sealed);
+ * NULL after replying with the error. `what` names the message. */
+static replState *peerRequestOpen(client *c, const uint8_t *ad, size_t adlen, const char *what,
+                                  const uint8_t **data, size_t *len, buf *opened) {
+    server *s = c->srv;
+    replState *r = replOf(s);
+    if (!r) {
+        respAddError(c->out, "ERR the node is shutting down");
+        return NULL;
+    }
+    *data = (const uint8_t *)c->argv[1].p;
+    *len = c->argv[1].len;
+    if (replUnseal(s, ad, adlen, data, len, opened) != 0) {
+        r->rejected++;
+        respAddErrorFmt(c->out, "ERR %s not sealed with this cluster's key", what);
+        return NULL;
+    }
+    return r;
 }
 
 /* Checks every record of the batch before any is applied. */
@@ -551,23 +598,16 @@ static bool replBatchWellFormed(const replBatchReader *rd) {
 
 void cmdRepl(client *c) {
     server *s = c->srv;
-    replState *r = replOf(s);
-    if (!r) {
-        respAddError(c->out, "ERR the node is shutting down");
-        return;
-    }
-    const uint8_t *data = (const uint8_t *)c->argv[1].p;
-    size_t len = c->argv[1].len;
+    const uint8_t *data;
+    size_t len;
     buf opened;
     bufInit(&opened);
     replHeader h;
     vclockInit(&h.vc);
     replBatchReader rd;
-    if (replUnseal(s, AD_REPL, sizeof AD_REPL - 1, &data, &len, &opened) != 0) {
-        r->rejected++;
-        respAddError(c->out, "ERR replication batch not sealed with this cluster's key");
-        goto out;
-    }
+    replState *r =
+        peerRequestOpen(c, AD_REPL, sizeof AD_REPL - 1, "replication batch", &data, &len, &opened);
+    if (!r) goto out;
     if (replBatchOpen(data, len, &h, &rd) != 0 || h.sender == s->cfg.id ||
         !replBatchWellFormed(&rd)) {
         r->rejected++;
@@ -622,35 +662,29 @@ static int pageCollect(void *ctx, const void *key, size_t klen, const storeRecor
     return 0;
 }
 
-static void replRememberSeen(replState *r, uint32_t id, const vclock *summary) {
+static void replRememberSeen(replState *r, uint32_t id, const vclock *summary, uint64_t fed_upto) {
     replPeer *p = replPeerFind(r, id);
     if (!p) return;
     vclockCopy(&p->seen, summary);
     p->have_seen = true;
+    p->fed_upto = fed_upto;
 }
 
 /* DMKV.SYNC <request>: one page of our change feed after the asker's
  * position, without what its summary says it has seen. */
 void cmdSync(client *c) {
     server *s = c->srv;
-    replState *r = replOf(s);
-    if (!r) {
-        respAddError(c->out, "ERR the node is shutting down");
-        return;
-    }
-    const uint8_t *data = (const uint8_t *)c->argv[1].p;
-    size_t len = c->argv[1].len;
+    const uint8_t *data;
+    size_t len;
     buf opened, page, sealed;
     bufInit(&opened);
     bufInit(&page);
     bufInit(&sealed);
     replSyncRequest q;
     vclockInit(&q.summary);
-    if (replUnseal(s, AD_SYNC_REQ, sizeof AD_SYNC_REQ - 1, &data, &len, &opened) != 0) {
-        r->rejected++;
-        respAddError(c->out, "ERR anti-entropy request not sealed with this cluster's key");
-        goto out;
-    }
+    replState *r = peerRequestOpen(c, AD_SYNC_REQ, sizeof AD_SYNC_REQ - 1, "anti-entropy request",
+                                   &data, &len, &opened);
+    if (!r) goto out;
     if (replSyncRequestDecode(data, len, &q) != 0 || q.requester == s->cfg.id) {
         r->rejected++;
         respAddError(c->out, "ERR malformed anti-entropy request");
@@ -662,10 +696,10 @@ void cmdSync(client *c) {
         respAddErrorFmt(c->out, "ERR cannot read the change feed: %s", storeError(s->st));
         goto out;
     }
-    replRememberSeen(r, q.requester, &q.summary);
     /* A position in another epoch was in our feed before a restart
      * renumbered it: the read starts over. */
     uint64_t from = q.epoch == r->epoch ? q.after : 0;
+    replRememberSeen(r, q.requester, &q.summary, from);
     replSyncPage pg = {.done = true, .epoch = r->epoch};
     vclockInit(&pg.summary);
     vclockCopy(&pg.summary, &s->summary);
@@ -833,6 +867,13 @@ out:
 }
 
 static void syncRequest(server *s, replState *r, replPeer *p) {
+    /* The request tells the member how far we hold its feed, and it may
+     * then collect the merged tombstones up to there: what we applied
+     * goes to disk first. A failed commit voids the read. */
+    if (serverCommitNow(s) != STORE_OK || p->generation != r->generation) {
+        syncEnd(s, p, false);
+        return;
+    }
     replSyncRequest q = {.requester = s->cfg.id,
                          .epoch = p->cur_epoch,
                          .after = p->cur_change,
@@ -861,6 +902,212 @@ static void syncStart(server *s, replState *r, replPeer *p) {
     p->cur_change = p->hw_change;
     p->have_first = false;
     syncRequest(s, r, p);
+}
+
+/* ---- checking what this node holds, after a return ---- */
+
+/* DMKV.VERIFY <request>: for each of the asker's writes, whether this node
+ * collected it: no record for the key, and the summary covers the write. */
+void cmdVerify(client *c) {
+    server *s = c->srv;
+    const uint8_t *data;
+    size_t len;
+    buf opened, answer, sealed;
+    bufInit(&opened);
+    bufInit(&answer);
+    bufInit(&sealed);
+    uint32_t requester = 0;
+    replVerifyReader rd;
+    const uint8_t *k;
+    size_t kl;
+    uint32_t origin;
+    uint64_t seq;
+    int rc = -1;
+    replState *r = peerRequestOpen(c, AD_VERIFY_REQ, sizeof AD_VERIFY_REQ - 1,
+                                   "verification request", &data, &len, &opened);
+    if (!r) goto out;
+    if (replVerifyOpen(data, len, &requester, &rd) == 0 && requester != s->cfg.id) {
+        replVerifyReader probe = rd; /* every key checked before any is looked up */
+        while ((rc = replVerifyNext(&probe, &k, &kl, &origin, &seq)) == 1) {
+        }
+    }
+    if (rc != 0) {
+        r->rejected++;
+        respAddError(c->out, "ERR malformed verification request");
+        goto out;
+    }
+    /* Answer from committed data only, as for a feed read. */
+    if (serverCommitNow(s) != STORE_OK) {
+        respAddErrorFmt(c->out, "ERR cannot read the store: %s", storeError(s->st));
+        goto out;
+    }
+    uint8_t bits[(REPL_VERIFY_MAX_KEYS + 7) / 8] = {0};
+    uint32_t i = 0;
+    while (replVerifyNext(&rd, &k, &kl, &origin, &seq) == 1) {
+        storeRecord cur;
+        int got = storeGet(s->st, k, kl, &cur);
+        if (got == STORE_ERR) {
+            respAddErrorFmt(c->out, "ERR cannot read the store: %s", storeError(s->st));
+            goto out;
+        }
+        if (got == STORE_NOTFOUND && seq <= vclockGet(&s->summary, origin))
+            bits[i / 8] |= (uint8_t)(1u << (i % 8));
+        i++;
+    }
+    replVerifyAnswerEncode(&answer, i, bits);
+    const char *blob;
+    size_t blen;
+    replSeal(s, AD_VERIFY_ANS, sizeof AD_VERIFY_ANS - 1, &answer, &sealed, &blob, &blen);
+    respAddBulk(c->out, blob, blen);
+out:
+    bufFree(&opened);
+    bufFree(&answer);
+    bufFree(&sealed);
+}
+
+typedef struct verifyScan {
+    replState *r;
+    uint32_t examined;
+    bool full;
+} verifyScan;
+
+static int verifyCollect(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
+    verifyScan *v = ctx;
+    replState *r = v->r;
+    bufClear(&r->verify_next_after);
+    bufAppend(&r->verify_next_after, key, klen);
+    v->examined++;
+    /* Tombstones are collected in the usual way; a write without a seq
+     * cannot be asked about. */
+    if (!(rec->ver.flags & STORE_FLAG_TOMBSTONE) && rec->ver.seq && rec->ver.origin) {
+        replVerifyAdd(&r->verify_page, key, klen, rec->ver.origin, rec->ver.seq);
+        r->verify_count++;
+    }
+    v->full = r->verify_count >= REPL_VERIFY_MAX_KEYS || v->examined >= REPL_SYNC_PAGE_SCAN;
+    return v->full;
+}
+
+typedef struct verifyCtx {
+    server *s;
+    uint32_t peer_id;
+} verifyCtx;
+
+static void verifyPage(server *s, replState *r, replPeer *p);
+
+static void verifyFinish(replState *r, uint32_t peer_id) {
+    r->verify_done = true;
+    if (r->verify_removed)
+        logInfo("checked %" PRIu64 " keys with node %" PRIu32 ": removed %" PRIu64
+                " deleted while this node was away",
+                r->verify_checked, peer_id, r->verify_removed);
+}
+
+/* Removes the keys the member collected, if they still hold the write
+ * asked about. */
+static void verifyApply(server *s, replState *r, const uint8_t *bits) {
+    replVerifyReader rd = {.p = (const uint8_t *)r->verify_page.data,
+                           .len = r->verify_page.len,
+                           .pos = 0,
+                           .left = r->verify_count};
+    const uint8_t *k;
+    size_t kl;
+    uint32_t origin;
+    uint64_t seq;
+    for (uint32_t i = 0; replVerifyNext(&rd, &k, &kl, &origin, &seq) == 1; i++) {
+        if (!(bits[i / 8] & (1u << (i % 8)))) continue;
+        storeRecord cur;
+        if (storeGet(s->st, k, kl, &cur) != STORE_OK || (cur.ver.flags & STORE_FLAG_TOMBSTONE) ||
+            cur.ver.origin != origin || cur.ver.seq != seq)
+            continue;
+        if (storeDelete(s->st, k, kl) == STORE_ERR) {
+            serverCommitNow(s); /* runs the batch-failure handling */
+            return;
+        }
+        r->verify_removed++;
+        if (eventsEnabled(s)) eventsLocal(s, "VERIFY_REMOVE", (const char *)k, kl, NULL, 0);
+    }
+}
+
+static void onVerifyAnswer(void *ctx, const respReply *reply, const char *err) {
+    verifyCtx *x = ctx;
+    server *s = x->s;
+    uint32_t peer_id = x->peer_id;
+    free(x);
+    replState *r = s->repl;
+    if (!r || !r->verify_inflight) return;
+    r->verify_inflight = false;
+    const uint8_t *data = reply && !err ? (const uint8_t *)reply->str : NULL;
+    size_t len = data ? reply->len : 0;
+    const uint8_t *bits = NULL;
+    buf opened;
+    bufInit(&opened);
+    if (err || reply->type != RESP_BULK ||
+        replUnseal(s, AD_VERIFY_ANS, sizeof AD_VERIFY_ANS - 1, &data, &len, &opened) != 0 ||
+        replVerifyAnswerDecode(data, len, r->verify_count, &bits) != 0) {
+        /* Tried again from the same page on a later tick. */
+        if (r->verify_failures++ % 100 == 0)
+            logWarn("checking keys with node %" PRIu32 " failed: %s", peer_id,
+                    err                                  ? err
+                    : reply && reply->type == RESP_ERROR ? reply->str
+                                                         : "malformed answer");
+        bufFree(&opened);
+        return;
+    }
+    verifyApply(s, r, bits);
+    bufFree(&opened);
+    r->verify_checked += r->verify_count;
+    bufClear(&r->verify_after);
+    bufAppend(&r->verify_after, r->verify_next_after.data, r->verify_next_after.len);
+    r->verify_begun = true;
+    if (!r->verify_more) {
+        verifyFinish(r, peer_id);
+        return;
+    }
+    replPeer *p = replPeerFind(r, peer_id);
+    if (p && p->alive) verifyPage(s, r, p);
+}
+
+/* Sends the next page of keys to p, or ends the pass at the last key. */
+static void verifyPage(server *s, replState *r, replPeer *p) {
+    for (;;) {
+        bufClear(&r->verify_page);
+        r->verify_count = 0;
+        verifyScan v = {.r = r};
+        if (storeScan(s->st, r->verify_begun ? r->verify_after.data : NULL,
+                      r->verify_begun ? r->verify_after.len : 0, verifyCollect, &v) != STORE_OK)
+            return; /* tried again on a later tick */
+        r->verify_more = v.full;
+        if (r->verify_count) break;
+        if (!v.full) { /* nothing (more) to ask about */
+            verifyFinish(r, p->id);
+            return;
+        }
+        bufClear(&r->verify_after); /* a page of tombstones only: skip it */
+        bufAppend(&r->verify_after, r->verify_next_after.data, r->verify_next_after.len);
+        r->verify_begun = true;
+    }
+    buf plain;
+    bufInit(&plain);
+    size_t at = replVerifyBegin(&plain, s->cfg.id);
+    bufAppend(&plain, r->verify_page.data, r->verify_page.len);
+    replVerifyEnd(&plain, at, r->verify_count);
+    verifyCtx *x = xcalloc(1, sizeof *x);
+    x->s = s;
+    x->peer_id = p->id;
+    r->verify_inflight = true;
+    replCall(s, p, "DMKV.VERIFY", AD_VERIFY_REQ, sizeof AD_VERIFY_REQ - 1, &plain, onVerifyAnswer,
+             x);
+    bufFree(&plain);
+}
+
+/* Starts (or resumes) the pass with the first live member. */
+static void verifyTick(server *s, replState *r) {
+    if (r->verify_done || r->verify_inflight) return;
+    for (size_t i = 0; i < r->npeers; i++)
+        if (r->peers[i]->alive) {
+            verifyPage(s, r, r->peers[i]);
+            return;
+        }
 }
 
 /* ---- catching up before a serialized write ---- */
@@ -954,6 +1201,12 @@ static void catchUpOnRead(server *s, replState *r, replPeer *p) {
 
 static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port);
 
+static bool replKnows(const replState *r, uint32_t id) {
+    for (size_t i = 0; i < r->nknown; i++)
+        if (r->known[i] == id) return true;
+    return false;
+}
+
 bool replicationHasMembers(server *s) {
     if (!s->cl) return false;
     replState *r = replOf(s);
@@ -975,8 +1228,7 @@ static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port) {
     replState *r = ctx;
     replPeer *p = replPeerFor(r, id, host, tcp_port);
     if (p) p->member = true;
-    for (size_t i = 0; i < r->nknown; i++)
-        if (r->known[i] == id) return;
+    if (replKnows(r, id)) return;
     r->known = xrealloc(r->known, (r->nknown + 1) * sizeof *r->known);
     r->known[r->nknown++] = id;
     r->known_dirty = true;
@@ -1010,12 +1262,14 @@ static void replSaveKnown(replState *r) {
     bufFree(&b);
 }
 
-/* Members that left are forgotten: tombstones no longer wait for them. */
-static void replForgetLeft(replState *r) {
+/* Members that left are forgotten: tombstones no longer wait for them.
+ * Only a leave counts: a member gossip does not know (this node has just
+ * restarted and not yet heard of it, or gossip stopped keeping a member
+ * dead for long) may still come back with writes of its own. */
+static void replForgetLeft(server *s, replState *r) {
     size_t w = 0;
     for (size_t i = 0; i < r->nknown; i++) {
-        replPeer *p = replPeerFind(r, r->known[i]);
-        if (p && !p->member) {
+        if (clusterMemberState(s->cl, r->known[i], NULL, 0, NULL) == GOSSIP_LEFT) {
             r->known_dirty = true;
             continue;
         }
@@ -1025,18 +1279,12 @@ static void replForgetLeft(replState *r) {
 }
 
 typedef struct gcCtx {
-    buf keys; /* u16 length + key, for each collectable tombstone */
+    server *s;
+    replState *r;
+    vclock writes; /* scratch: a merged tombstone's merged writes */
+    buf keys;      /* u16 length + key, for each collectable tombstone */
     uint32_t n;
 } gcCtx;
-
-static int gcCollect(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
-    gcCtx *g = ctx;
-    if (rec->ver.flags & STORE_FLAG_MERGED) return 0;
-    uint16_t n = (uint16_t)klen;
-    bufAppend(&g->keys, &n, sizeof n);
-    bufAppend(&g->keys, key, klen);
-    return ++g->n >= REPL_GC_PER_TICK;
-}
 
 /* The sequence number up to which every member has seen origin's writes. */
 static uint64_t gcBound(server *s, replState *r, uint32_t origin) {
@@ -1050,13 +1298,39 @@ static uint64_t gcBound(server *s, replState *r, uint32_t origin) {
     return bound;
 }
 
+/* A merged tombstone goes once every member has read our feed past it
+ * (pages always carry merged records, so each then holds it or a version
+ * that dominates it) and has seen every write it resolves (so any of them
+ * arriving later is old news). Without its merged writes (made by an
+ * older dmkv, or from a write without a seq) it stays. */
+static bool gcMergedSeen(gcCtx *g, const storeVersion *v) {
+    replState *r = g->r;
+    for (size_t i = 0; i < r->nknown; i++) {
+        replPeer *p = replPeerFind(r, r->known[i]);
+        if (!p || p->fed_upto < v->change_seq) return false;
+    }
+    if (!replResolvedWrites(v, &g->writes)) return false;
+    for (size_t i = 0; i < g->writes.n; i++)
+        if (gcBound(g->s, r, g->writes.e[i].node) < g->writes.e[i].counter) return false;
+    return true;
+}
+
+static int gcCollect(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
+    gcCtx *g = ctx;
+    if ((rec->ver.flags & STORE_FLAG_MERGED) && !gcMergedSeen(g, &rec->ver)) return 0;
+    uint16_t n = (uint16_t)klen;
+    bufAppend(&g->keys, &n, sizeof n);
+    bufAppend(&g->keys, key, klen);
+    return ++g->n >= REPL_GC_PER_TICK;
+}
+
 static void replCollectTombstones(server *s, replState *r) {
     storeStats st;
     storeGetStats(s->st, &st);
     if (st.tombstones == 0) return;
-    gcCtx g;
+    gcCtx g = {.s = s, .r = r, .n = 0};
+    vclockInit(&g.writes);
     bufInit(&g.keys);
-    g.n = 0;
     /* Origins are the summary's entries (every write has one there). */
     for (size_t i = 0; i < s->summary.n && g.n < REPL_GC_PER_TICK; i++) {
         uint32_t origin = s->summary.e[i].node;
@@ -1073,6 +1347,7 @@ static void replCollectTombstones(server *s, replState *r) {
         r->tombstones_collected++;
         at += sizeof kl + kl;
     }
+    vclockFree(&g.writes);
     bufFree(&g.keys);
 }
 
@@ -1088,7 +1363,7 @@ static void onReplTick(uv_timer_t *t) {
     }
     clusterForEachAlive(s->cl, markAlive, r);
     clusterForEachMember(s->cl, markMember, r);
-    replForgetLeft(r);
+    replForgetLeft(s, r);
     if (r->known_dirty) replSaveKnown(r);
     uint64_t now = timeMonoMs();
     unsigned started = 0;
@@ -1109,6 +1384,7 @@ static void onReplTick(uv_timer_t *t) {
         started++;
     }
     if (r->npeers) r->rr = (r->rr + 1) % (uint32_t)r->npeers;
+    verifyTick(s, r);
     replCollectTombstones(s, r);
 }
 
@@ -1123,6 +1399,9 @@ void replicationStart(server *s) {
 
 static void replStateFree(replState *r) {
     bufFree(&r->scratch);
+    bufFree(&r->verify_after);
+    bufFree(&r->verify_next_after);
+    bufFree(&r->verify_page);
     free(r->known);
     free(r);
 }
@@ -1193,9 +1472,15 @@ void replicationInfo(server *s, buf *out) {
         "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nwrites_fenced:%" PRIu64
         "\r\nconflicts:%" PRIu64 "\r\nbatches_rejected:%" PRIu64 "\r\nanti_entropy_rounds:%" PRIu64
         "\r\nanti_entropy_keys_repaired:%" PRIu64 "\r\nanti_entropy_pages_served:%" PRIu64
-        "\r\ntombstones_collected:%" PRIu64 "\r\nmutex_catch_ups:%" PRIu64 "\r\n",
+        "\r\ntombstones_collected:%" PRIu64 "\r\nmembers_known:%zu\r\nmutex_catch_ups:%" PRIu64
+        "\r\nverify:%s\r\nverify_keys_checked:%" PRIu64 "\r\nverify_keys_removed:%" PRIu64 "\r\n",
         r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->fenced, r->conflicts,
-        r->rejected, rounds, repaired, r->sync_pages_sent, r->tombstones_collected, r->catch_ups);
+        r->rejected, rounds, repaired, r->sync_pages_sent, r->tombstones_collected, r->nknown,
+        r->catch_ups,
+        r->verify_done       ? "done"
+        : r->verify_inflight ? "running"
+                             : "waiting",
+        r->verify_checked, r->verify_removed);
     uint64_t now = timeMonoMs();
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];
@@ -1207,9 +1492,9 @@ void replicationInfo(server *s, buf *out) {
                   ",last_ack_ms=%" PRIu64 ",max_ack_ms=%" PRIu64 ",sync_rounds=%" PRIu64
                   ",sync_repaired=%" PRIu64 ",sync_failures=%" PRIu64 ",seen_mine=%" PRIu64 "\r\n",
                   p->id, p->host, p->port,
-                  p->alive    ? "alive"
-                  : p->member ? "down"
-                              : "left",
+                  p->alive                           ? "alive"
+                  : p->member || replKnows(r, p->id) ? "down"
+                                                     : "left",
                   p->pending.len + (p->link ? netPeerQueuedBytes(p->link) : 0), p->batches_sent,
                   p->batches_held, p->records_sent, p->failures, p->dropped, p->sent_count, lag,
                   p->last_ack_rtt_ms, p->max_ack_rtt_ms, p->rounds, p->repaired, p->sync_failures,

@@ -54,5 +54,7 @@ void replicationInfo(server *s, buf *out);
 void cmdRepl(client *c);
 /* DMKV.SYNC <request>: a page of this node's change feed for a peer. */
 void cmdSync(client *c);
+/* DMKV.VERIFY <request>: which of a peer's writes this node collected. */
+void cmdVerify(client *c);
 
 #endif

@@ -19,8 +19,12 @@
  *       40     n  encoded vector clock
  *     40+n     *  value
  *
- * Version 1 records (no sequence number, the clock length at offset 22)
- * are still read, with sequence 0. Unknown versions and flags are rejected
+ * A merged record that knows the writes it resolves is written as version
+ * 3: the same fields, then at offset 40 a u16 merged_len (never 0), and
+ * the merged writes (clock module encoding) between the clock and the
+ * value. Every other record stays version 2, so the field costs nothing
+ * where it is empty. Version 1 records (no sequence number, the clock
+ * length at offset 22) are still read, with sequence 0. Unknown versions and flags are rejected
  * rather than ignored, so a record written by a newer dmkv is never
  * misread by an older one. */
 #include <assert.h>
@@ -29,6 +33,7 @@
 #include "store/store.h"
 
 #define RECORD_HEADER_BYTES    40u
+#define RECORD_V3_HEADER_BYTES 42u
 #define RECORD_V1_HEADER_BYTES 24u
 #define RECORD_KNOWN_FLAGS     STORE_KNOWN_FLAGS
 
@@ -62,13 +67,22 @@ static uint64_t recordGetU64(const uint8_t *p) {
 }
 
 size_t recordEncodedSize(const storeRecord *r) {
-    return RECORD_HEADER_BYTES + r->ver.vclock_len + r->value_len;
+    size_t header = r->ver.merged_len ? RECORD_V3_HEADER_BYTES : RECORD_HEADER_BYTES;
+    return header + r->ver.vclock_len + r->ver.merged_len + r->value_len;
+}
+
+/* memcpy with a NULL source is undefined even for zero bytes. */
+static uint8_t *recordPutBytes(uint8_t *p, const void *src, size_t n) {
+    if (n) memcpy(p, src, n);
+    return p + n;
 }
 
 void recordEncode(const storeRecord *r, uint8_t *out) {
     assert(r->ver.vclock_len <= STORE_MAX_VCLOCK_BYTES);
+    assert(r->ver.merged_len <= STORE_MAX_VCLOCK_BYTES);
     assert((r->ver.flags & ~RECORD_KNOWN_FLAGS) == 0);
-    out[0] = RECORD_FORMAT_V2;
+    bool v3 = r->ver.merged_len != 0;
+    out[0] = v3 ? RECORD_FORMAT_V3 : RECORD_FORMAT_V2;
     out[1] = r->ver.flags;
     recordPutU32(out + 2, r->ver.origin);
     recordPutU64(out + 6, r->ver.lamport);
@@ -77,10 +91,13 @@ void recordEncode(const storeRecord *r, uint8_t *out) {
     recordPutU64(out + 30, r->ver.change_seq);
     recordPutU16(out + 38, (uint16_t)r->ver.vclock_len);
     uint8_t *p = out + RECORD_HEADER_BYTES;
-    /* memcpy with a NULL source is undefined even for zero bytes. */
-    if (r->ver.vclock_len) memcpy(p, r->ver.vclock, r->ver.vclock_len);
-    p += r->ver.vclock_len;
-    if (r->value_len) memcpy(p, r->value, r->value_len);
+    if (v3) {
+        recordPutU16(p, (uint16_t)r->ver.merged_len);
+        p += 2;
+    }
+    p = recordPutBytes(p, r->ver.vclock, r->ver.vclock_len);
+    p = recordPutBytes(p, r->ver.merged, r->ver.merged_len);
+    recordPutBytes(p, r->value, r->value_len);
 }
 
 int recordDecode(const uint8_t *data, size_t len, storeRecord *out) {
@@ -88,24 +105,32 @@ int recordDecode(const uint8_t *data, size_t len, storeRecord *out) {
     size_t header;
     if (data[0] == RECORD_FORMAT_V2)
         header = RECORD_HEADER_BYTES;
+    else if (data[0] == RECORD_FORMAT_V3)
+        header = RECORD_V3_HEADER_BYTES;
     else if (data[0] == RECORD_FORMAT_V1)
         header = RECORD_V1_HEADER_BYTES;
     else
         return -1;
     if (len < header) return -1;
     if (data[1] & ~RECORD_KNOWN_FLAGS) return -1;
-    size_t vclock_len = recordGetU16(data + header - 2);
-    if (vclock_len > len - header) return -1;
+    bool v1 = header == RECORD_V1_HEADER_BYTES;
+    size_t vclock_len = recordGetU16(data + (v1 ? header - 2 : 38));
+    size_t merged_len = header == RECORD_V3_HEADER_BYTES ? recordGetU16(data + 40) : 0;
+    /* Version 3 exists only for a non-empty field: one encoding per record. */
+    if (header == RECORD_V3_HEADER_BYTES && merged_len == 0) return -1;
+    if (vclock_len > len - header || merged_len > len - header - vclock_len) return -1;
 
     out->ver.flags = data[1];
     out->ver.origin = recordGetU32(data + 2);
     out->ver.lamport = recordGetU64(data + 6);
     out->ver.token = recordGetU64(data + 14);
-    out->ver.seq = header == RECORD_HEADER_BYTES ? recordGetU64(data + 22) : 0;
-    out->ver.change_seq = header == RECORD_HEADER_BYTES ? recordGetU64(data + 30) : 0;
+    out->ver.seq = v1 ? 0 : recordGetU64(data + 22);
+    out->ver.change_seq = v1 ? 0 : recordGetU64(data + 30);
     out->ver.vclock = data + header;
     out->ver.vclock_len = vclock_len;
-    out->value = (const char *)data + header + vclock_len;
-    out->value_len = len - header - vclock_len;
+    out->ver.merged = merged_len ? data + header + vclock_len : NULL;
+    out->ver.merged_len = merged_len;
+    out->value = (const char *)data + header + vclock_len + merged_len;
+    out->value_len = len - header - vclock_len - merged_len;
     return 0;
 }

@@ -426,14 +426,20 @@ static int storeOpenIndexes(store *s, MDB_txn *txn) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Removes the index entries of the record stored under key, if any. */
-static int storeUnindex(store *s, const void *key, size_t klen) {
+/* Removes the index entries of the record stored under key, if any.
+ * next is the version replacing it (NULL for a delete): a tombstone
+ * replaced by a tombstone of the same write (its merge with a concurrent
+ * one) shares its tombstone entry, which therefore stays. */
+static int storeUnindex(store *s, const void *key, size_t klen, const storeVersion *next) {
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(s->wtxn, s->data_dbi, &k, &v);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc != 0) return rc;
     storeRecord old;
     if (recordDecode(v.mv_data, v.mv_size, &old) != 0) return 0; /* never indexed */
+    if (next && (next->flags & old.ver.flags & STORE_FLAG_TOMBSTONE) &&
+        next->origin == old.ver.origin && next->seq == old.ver.seq)
+        old.ver.flags &= (uint8_t)~STORE_FLAG_TOMBSTONE;
     return storeIndexUpdate(s, s->wtxn, &old.ver, key, klen, false);
 }
 
@@ -676,6 +682,9 @@ int storePut(store *s, const void *key, size_t klen, const storeRecord *rec) {
     if (rec->ver.vclock_len > STORE_MAX_VCLOCK_BYTES)
         return storeFail(s, "vector clock too long (%zu bytes, max %u)", rec->ver.vclock_len,
                          STORE_MAX_VCLOCK_BYTES);
+    if (rec->ver.merged_len > STORE_MAX_VCLOCK_BYTES)
+        return storeFail(s, "merged writes too long (%zu bytes, max %u)", rec->ver.merged_len,
+                         STORE_MAX_VCLOCK_BYTES);
     if (rec->ver.flags & ~STORE_KNOWN_FLAGS)
         return storeFail(s, "unknown record flags 0x%02x", (unsigned)rec->ver.flags);
     storeRecord head = {.ver = rec->ver};
@@ -692,7 +701,7 @@ int storePut(store *s, const void *key, size_t klen, const storeRecord *rec) {
      * even for a moment gives up its root page, and the next append takes
      * a fresh one, which the commit then writes, once per write. */
     int rc = storeIndexUpdate(s, s->wtxn, &r.ver, key, klen, true);
-    if (rc == 0) rc = storeUnindex(s, key, klen);
+    if (rc == 0) rc = storeUnindex(s, key, klen, &r.ver);
     if (rc != 0) return storeAbortBatch(s, rc, "index update");
     MDB_val k = {klen, (void *)key};
     MDB_val v = {recordEncodedSize(&r), NULL};
@@ -708,7 +717,7 @@ int storeDelete(store *s, const void *key, size_t klen) {
     if (storeCheckWritable(s) != STORE_OK) return STORE_ERR;
     if (storeCheckKey(s, klen) != STORE_OK) return STORE_ERR;
     if (storeBatchBegin(s) != STORE_OK) return STORE_ERR;
-    int rc = storeUnindex(s, key, klen);
+    int rc = storeUnindex(s, key, klen, NULL);
     if (rc != 0) return storeAbortBatch(s, rc, "index update");
     MDB_val k = {klen, (void *)key};
     rc = mdb_del(s->wtxn, s->data_dbi, &k, NULL);

@@ -17,7 +17,8 @@
  *
  * Two kinds of write error return STORE_ERR, and storeInBatch() tells
  * them apart. Arguments the store rejects itself (empty key, key longer
- * than STORE_MAX_KEY_BYTES, vclock longer than STORE_MAX_VCLOCK_BYTES,
+ * than STORE_MAX_KEY_BYTES, vclock or merged writes longer than
+ * STORE_MAX_VCLOCK_BYTES,
  * unknown flags, a record over 4 GiB, a write from inside a scan
  * callback) are checked before LMDB is called: the batch, and its earlier
  * writes, stay as they were. Errors from LMDB (map full, disk full, I/O)
@@ -64,6 +65,12 @@ typedef struct storeVersion {
     uint8_t flags;  /* STORE_FLAG_* */
     const uint8_t *vclock; /* encoded vector clock (clock module format) */
     size_t vclock_len;     /* <= STORE_MAX_VCLOCK_BYTES */
+    /* A merged record's resolved writes: per origin, the highest write
+     * sequence number among the writes it resolves (clock module format),
+     * so it can be collected once every member has seen them all. Empty
+     * for other records, and for a merge of a write whose seq is unknown. */
+    const uint8_t *merged;
+    size_t merged_len; /* <= STORE_MAX_VCLOCK_BYTES */
 } storeVersion;
 
 typedef struct storeRecord {
@@ -75,6 +82,7 @@ typedef struct storeRecord {
 /* ---- Record codec: pure, bounds-checked, fuzzed. ---- */
 #define RECORD_FORMAT_V1 1u /* read only */
 #define RECORD_FORMAT_V2 2u
+#define RECORD_FORMAT_V3 3u /* V2 with a merged-writes field; written only when it is not empty */
 size_t recordEncodedSize(const storeRecord *r);
 /* Writes exactly recordEncodedSize(r) bytes to out. */
 void recordEncode(const storeRecord *r, uint8_t *out);

@@ -12,7 +12,8 @@
  *    records, and the rule must behave like an order: a version is never
  *    newer than itself, "newer" one way is "older" the other way, a
  *    conflict is a conflict both ways, and replResolve of a conflict is
- *    symmetric and its clock covers both sides. */
+ *    symmetric, its clock covers both sides and its merged writes are the
+ *    pointwise maximum of both sides'. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +64,33 @@ static bool inside(const void *p, size_t n, const uint8_t *base, size_t size) {
     return n == 0 || (q >= base && q <= base + size && n <= (size_t)(base + size - q));
 }
 
+/* A merge's merged writes are exactly the pointwise maximum of both
+ * sides', and empty when either side's are unknown. */
+static void checkMergedWrites(const storeRecord *x, const storeRecord *a, const storeRecord *b) {
+    vclock wa, wb, got;
+    vclockInit(&wa);
+    vclockInit(&wb);
+    vclockInit(&got);
+    bool known = replResolvedWrites(&a->ver, &wa) && replResolvedWrites(&b->ver, &wb);
+    if (!known && x->ver.merged_len) fuzzFail("merged writes made from unknown ones");
+    if (known) {
+        vclockMerge(&wa, &wb);
+        bool fits = vclockEncodedSize(&wa) <= STORE_MAX_VCLOCK_BYTES;
+        if (fits != (x->ver.merged_len != 0)) fuzzFail("merged writes missing");
+        size_t used = 0;
+        if (fits && (vclockDecode(x->ver.merged, x->ver.merged_len, &got, &used) != 0 ||
+                     used != x->ver.merged_len || vclockCompare(&got, &wa) != VCLOCK_EQUAL))
+            fuzzFail("merged writes are not the maximum of both sides");
+    }
+    vclockFree(&wa);
+    vclockFree(&wb);
+    vclockFree(&got);
+}
+
 static void checkResolve(const storeRecord *stored, const storeRecord *in) {
-    buf ab, ba;
-    bufInit(&ab);
-    bufInit(&ba);
+    replResolveBufs ab, ba;
+    replResolveBufsInit(&ab);
+    replResolveBufsInit(&ba);
     storeRecord x, y;
     replResolve(stored, in, &x, &ab);
     replResolve(in, stored, &y, &ba);
@@ -77,8 +101,13 @@ static void checkResolve(const storeRecord *stored, const storeRecord *in) {
     if (x.ver.lamport != y.ver.lamport || x.ver.origin != y.ver.origin ||
         x.ver.flags != y.ver.flags)
         fuzzFail("resolve is not symmetric");
-    if (ab.len != ba.len || memcmp(ab.data, ba.data, ab.len) != 0)
+    if (ab.vclock.len != ba.vclock.len ||
+        memcmp(ab.vclock.data, ba.vclock.data, ab.vclock.len) != 0)
         fuzzFail("resolved clocks differ");
+    if (x.ver.merged_len != y.ver.merged_len ||
+        (x.ver.merged_len && memcmp(x.ver.merged, y.ver.merged, x.ver.merged_len) != 0))
+        fuzzFail("resolved merged writes differ");
+    checkMergedWrites(&x, stored, in);
     uint64_t maxl = stored->ver.lamport > in->ver.lamport ? stored->ver.lamport : in->ver.lamport;
     if (x.ver.lamport != maxl) fuzzFail("resolved Lamport is not the max");
     if (x.value != stored->value && x.value != in->value) fuzzFail("resolved value from nowhere");
@@ -97,8 +126,8 @@ static void checkResolve(const storeRecord *stored, const storeRecord *in) {
     vclockFree(&m);
     vclockFree(&a);
     vclockFree(&b);
-    bufFree(&ab);
-    bufFree(&ba);
+    replResolveBufsFree(&ab);
+    replResolveBufsFree(&ba);
 }
 
 static void checkRule(const storeRecord *stored, const storeRecord *in) {
@@ -150,6 +179,47 @@ static void fuzzSyncMessages(const uint8_t *in, size_t size) {
         bufFree(&b);
     }
     vclockFree(&pg.summary);
+    /* The returning node's key check: request and answer. */
+    uint32_t requester;
+    replVerifyReader vr;
+    if (replVerifyOpen(in, size, &requester, &vr) == 0) {
+        if (requester == 0 || vr.left == 0 || vr.left > REPL_VERIFY_MAX_KEYS)
+            fuzzFail("verification request out of range accepted");
+        buf b;
+        bufInit(&b);
+        size_t count_at = replVerifyBegin(&b, requester);
+        uint32_t n = 0, origin;
+        uint64_t seq;
+        const uint8_t *k;
+        size_t kl;
+        int rc;
+        while ((rc = replVerifyNext(&vr, &k, &kl, &origin, &seq)) == 1) {
+            if (!inside(k, kl, in, size) || kl == 0 || kl > STORE_MAX_KEY_BYTES || origin == 0 ||
+                seq == 0)
+                fuzzFail("verification key out of range accepted");
+            replVerifyAdd(&b, k, kl, origin, seq);
+            n++;
+        }
+        if (rc == 0) {
+            replVerifyEnd(&b, count_at, n);
+            if (b.len != size || memcmp(b.data, in, size) != 0)
+                fuzzFail("verification request does not re-encode the same");
+        }
+        bufFree(&b);
+    }
+    const uint8_t *bits;
+    uint32_t count = size >= 5 ? (uint32_t)in[1] | (uint32_t)in[2] << 8 | (uint32_t)in[3] << 16 |
+                                     (uint32_t)in[4] << 24
+                               : 0;
+    if (replVerifyAnswerDecode(in, size, count, &bits) == 0) {
+        if (!inside(bits, (count + 7) / 8, in, size)) fuzzFail("answer bits outside the input");
+        buf b;
+        bufInit(&b);
+        replVerifyAnswerEncode(&b, count, bits);
+        if (b.len != size || memcmp(b.data, in, size) != 0)
+            fuzzFail("verification answer does not re-encode the same");
+        bufFree(&b);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -159,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const uint32_t nodes[] = {1, 2, 3};
         const uint64_t counters[] = {4, 2, 1};
         fixtureInit(&fixtures[0], nodes, counters, 3, 7, 2, "stored");
+        fixtures[0].rec.ver.seq = 2; /* a plain write: it stands for itself */
         fixtureInit(&fixtures[1], NULL, NULL, 0, 0, 1, "");
         ready = true;
     }
@@ -198,13 +269,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     while ((rc = replBatchNext(&r, &key, &klen, &rec)) == 1) {
         size_t rec_at = at + 2 + klen + 4;
         if (rec_at >= size) fuzzFail("record outside the message");
-        all_current = all_current && in[rec_at] == RECORD_FORMAT_V2;
+        all_current = all_current && in[rec_at] != RECORD_FORMAT_V1;
         at = r.pos;
         if (klen == 0 || klen > STORE_MAX_KEY_BYTES) fuzzFail("key length out of range");
         if (!inside(key, klen, in, size)) fuzzFail("key outside the message");
         if (!inside(rec.value, rec.value_len, in, size)) fuzzFail("value outside the message");
         if (!inside(rec.ver.vclock, rec.ver.vclock_len, in, size))
             fuzzFail("clock outside the message");
+        if (!inside(rec.ver.merged, rec.ver.merged_len, in, size))
+            fuzzFail("merged writes outside the message");
         if (rec.ver.flags & ~STORE_KNOWN_FLAGS) fuzzFail("unknown flags accepted");
         if (r.pos > size) fuzzFail("reader past the end");
         replBatchAdd(&again, key, klen, &rec);

@@ -131,6 +131,14 @@ def repl_info(a):
     return parse_info(a.call("INFO", "replication"))
 
 
+def set_keys(agent, fmt, count):
+    """SETs fmt % i = "v<i>" for i < count in one pipeline; all must be OK."""
+    pipe = agent.redis().pipeline(transaction=False)
+    for i in range(count):
+        pipe.set(fmt % i, "v%d" % i)
+    assert all(pipe.execute())
+
+
 def same_everywhere(nodes, keys):
     """Every node holds the same value and version for each key."""
     for k in keys:
@@ -145,11 +153,7 @@ def test_node_killed_while_1000_keys_are_written_elsewhere_gets_them_all_after_r
     assert n[2].call("PUT", "before", "x") == "OK"
     wait_until(lambda: n[0].call("GET", "before") == b"x", 5, "the first write to reach node 1")
     assert n[0].kill9() != 0
-    r = n[1].redis()
-    pipe = r.pipeline(transaction=False)
-    for i in range(1000):
-        pipe.set("k%04d" % i, "v%d" % i)
-    assert all(pipe.execute())
+    set_keys(n[1], "k%04d", 1000)
     wait_until(lambda: n[2].call("DBSIZE") == 1001, 10, "node 3 to hold all 1,001 keys")
     n[0].start()
     t0 = time.monotonic()
@@ -203,14 +207,110 @@ def test_tombstones_wait_for_a_dead_member_and_the_delete_reaches_it_when_it_ret
     assert all(a.call("GET", "doomed") is None for a in n)
 
 
+def test_tombstones_still_wait_for_a_dead_member_after_gossip_forgets_it(make_agent):
+    n = start_cluster(make_agent, 3, flags=("--dead-retain-ms", "500"))
+    wait_until(lambda: all(sum(1 for m in members(a).values() if m["state"] == "alive") == 3 for a in n),
+               15, "every node to see 3 alive members")
+    assert n[0].call("SET", "doomed", "v") == "OK"
+    wait_until(lambda: all(a.call("GET", "doomed") == b"v" for a in n), 5, "the write everywhere")
+    wait_until(lambda: all(int(repl_info(a)["members_known"]) == 2 for a in n), 5, "members noted")
+    n[2].kill9()
+    # Declared dead, then dropped from gossip's table altogether.
+    wait_until(lambda: all(3 not in members(a) for a in n[:2]), 20, "gossip to forget node 3")
+    assert n[0].call("DEL", "doomed") == 1
+    wait_until(lambda: n[1].call("GET", "doomed") is None, 5, "the delete on node 2")
+    # Node 3 did not leave: it may come back holding the value, so the
+    # tombstones stay.
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        for a in n[:2]:
+            info = repl_info(a)
+            assert int(info["tombstones"]) == 1 and int(info["members_known"]) == 2, info
+        time.sleep(0.1)
+    n[2].start()
+    wait_until(lambda: n[2].call("GET", "doomed") is None, 15, "the returning node to learn of the delete")
+    wait_until(lambda: all(int(repl_info(a)["tombstones"]) == 0 for a in n), 15, "tombstones collected")
+    assert all(a.call("GET", "doomed") is None and a.call("DBSIZE") == 0 for a in n)
+
+
+def test_a_node_that_left_and_returns_drops_keys_deleted_while_it_was_away(make_agent):
+    n = cluster(make_agent)
+    set_keys(n[0], "key%04d", 3000)
+    wait_until(lambda: all(a.call("DBSIZE") == 3000 for a in n), 10, "3,000 keys everywhere")
+    # A graceful stop is a leave: the others stop waiting for node 3.
+    n[2].stop()
+    wait_until(lambda: all(members(a).get(3, {}).get("state") == "left" for a in n[:2]), 10, "node 3 to leave")
+    assert n[0].call("DEL", *["key%04d" % i for i in range(0, 3000, 3)]) == 1000
+    assert n[1].call("SET", "key0001", "new") == "OK"
+    wait_until(lambda: all(int(repl_info(a)["tombstones"]) == 0 for a in n[:2]), 15, "tombstones collected")
+    # It comes back with the deleted keys, which no one can send it a
+    # delete for any more: it asks a member, and drops them.
+    n[2].start()
+    wait_until(lambda: repl_info(n[2])["verify"] == "done", 15, "node 3 to check its keys")
+    info = repl_info(n[2])
+    assert int(info["verify_keys_checked"]) == 3000, info
+    assert int(info["verify_keys_removed"]) == 1000, info
+    wait_until(lambda: all(a.call("DBSIZE") == 2000 for a in n), 10, "2,000 keys everywhere")
+    for a in n:
+        got = a.redis().mget(["key%04d" % i for i in range(3000)])
+        assert got == [None if i % 3 == 0 else b"new" if i == 1 else b"v%d" % i for i in range(3000)]
+    # The others checked nothing away: they never left.
+    assert all(int(repl_info(a)["verify_keys_removed"]) == 0 for a in n[:2])
+
+
+def test_a_delete_that_wins_a_conflict_is_collected_once_everyone_holds_the_resolution(make_agent):
+    n = cluster(make_agent)
+    assert n[0].call("SET", "k", "v") == "OK"
+    wait_until(lambda: all(a.call("GET", "k") == b"v" for a in n), 5, "the write everywhere")
+    # Node 3 has noted its members (a restarted node keeps waiting for them).
+    wait_until(lambda: int(repl_info(n[2])["members_known"]) == 2, 5, "node 3 to note both members")
+    # Node 3 is down while node 1 overwrites the key...
+    n[2].kill9()
+    assert n[0].call("SET", "k", "overwritten") == "OK"
+    wait_until(lambda: n[1].call("GET", "k") == b"overwritten", 5, "the overwrite on node 2")
+    put_lamport = n[0].call("VERSION", "k")[1]
+    n[0].kill9()
+    n[1].kill9()
+    # ...then deletes it alone, without having seen the overwrite, at a
+    # later Lamport time: the delete wins the conflict everywhere.
+    n[2].start()
+    # Alone after its restart, it still counts the others as members (they
+    # are down, they did not leave), so a delete stays a tombstone for them.
+    deadline = time.monotonic() + 1  # four replication ticks
+    while time.monotonic() < deadline:
+        assert int(repl_info(n[2])["members_known"]) == 2
+        time.sleep(0.1)
+    r = n[2].redis()
+    for i in range(200):
+        pipe = r.pipeline(transaction=False)
+        for j in range(100):
+            pipe.set("filler", "%d" % (i * 100 + j))
+        pipe.execute()
+        if n[2].call("VERSION", "filler")[1] > put_lamport:
+            break
+    assert n[2].call("VERSION", "filler")[1] > put_lamport
+    assert n[2].call("DEL", "k") == 1
+    assert int(repl_info(n[2])["tombstones"]) == 1
+    n[0].start()
+    n[1].start()
+    wait_until(lambda: all(a.call("GET", "k") is None for a in n), 15, "the delete to win everywhere")
+    assert sum(int(repl_info(a)["conflicts"]) for a in n) >= 1
+    # The merged tombstone goes too, on every node, once each holds it and
+    # has seen both writes; the key stays deleted.
+    wait_until(lambda: all(int(repl_info(a)["tombstones"]) == 0 for a in n), 20, "merged tombstones collected")
+    for a in n:
+        assert int(repl_info(a)["tombstones_collected"]) >= 1
+        assert a.call("VERSION", "k") is None
+        assert a.call("GET", "k") is None
+        assert a.call("GET", "filler") is not None
+    assert n[0].call("SET", "k", "back") == "OK"
+    wait_until(lambda: all(a.call("GET", "k") == b"back" for a in n), 5, "a new write of the key")
+
+
 def test_a_node_joining_an_existing_cluster_receives_the_full_data_set(make_agent):
     from dmkvtest import free_gossip_ports, peers_arg
     n = cluster(make_agent)
-    r = n[0].redis()
-    pipe = r.pipeline(transaction=False)
-    for i in range(500):
-        pipe.set("j%03d" % i, "v%d" % i)
-    pipe.execute()
+    set_keys(n[0], "j%03d", 500)
     wait_until(lambda: all(a.call("DBSIZE") == 500 for a in n), 10, "500 keys on every node")
     assert n[1].call("DEL", "j000") == 1
     (t, u), = free_gossip_ports(1)

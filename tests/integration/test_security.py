@@ -16,7 +16,7 @@ so a test that forges its messages wrongly cannot pass by accident.
   Raft port                     tests/unit/test_raftnode.c (in-process)
   binding to 127.0.0.1          nowhere else
 
-The rule for node-to-node commands (DMKV.REPL, DMKV.SYNC, DMKV.PUSHPULL,
+The rule for node-to-node commands (DMKV.REPL, DMKV.SYNC, DMKV.VERIFY, DMKV.PUSHPULL,
 DMKV.LOCKOP; CMD_PEER in src/server/commands_kv.c): with a cluster key
 their payload must be sealed with it, and then they need no AUTH (peers
 prove the key instead); without a key they are ordinary commands behind
@@ -156,6 +156,14 @@ def sync_request(requester):
     return struct.pack("<BIQQIH", 1, requester, 0, 0, 100, len(vc)) + vc
 
 
+def verify_request(requester, keys):
+    """DMKV.VERIFY payload: (key, origin, seq) per key."""
+    out = struct.pack("<BII", 1, requester, len(keys))
+    for key, origin, seq in keys:
+        out += struct.pack("<H", len(key)) + key + struct.pack("<IQ", origin, seq)
+    return out
+
+
 def state_blob(sender, udp_port=9):
     """DMKV.PUSHPULL payload (src/gossip/codec.h): a membership state in
     which node `sender` is ALIVE at 127.0.0.1, so merging it admits it."""
@@ -173,7 +181,8 @@ def lockop_acquire(name, node, client, ttl_ms=60000, req=1):
 
 
 AD = {"DMKV.REPL": b"dmkv-repl-v1", "DMKV.SYNC": b"dmkv-sync-req-v1",
-      "DMKV.PUSHPULL": b"dmkv-pushpull-v1", "DMKV.LOCKOP": b"dmkv-lockop-v1"}
+      "DMKV.PUSHPULL": b"dmkv-pushpull-v1", "DMKV.LOCKOP": b"dmkv-lockop-v1",
+      "DMKV.VERIFY": b"dmkv-verify-req-v1"}
 
 
 def peer_payloads():
@@ -185,6 +194,7 @@ def peer_payloads():
         "DMKV.SYNC": sync_request(99),
         "DMKV.PUSHPULL": state_blob(99),
         "DMKV.LOCKOP": lockop_acquire(b"intruded", 99, 1),
+        "DMKV.VERIFY": verify_request(99, [(b"victim", 1, 1)]),
     }
 
 
@@ -362,6 +372,9 @@ def test_internal_commands_on_a_keyed_node_need_a_seal_with_its_key(make_agent):
     assert isinstance(r, bytes) and len(r) == 3 + 18, r
     fmt, count, kind, status, req, token = struct.unpack("<BHBBQQ", r)
     assert (fmt, count, kind, status, req) == (1, 1, 1, 0, 1) and token > 0, r
+    # The answer (one key: u8 format | u32 count | one byte of bits) comes sealed.
+    r = a.call("DMKV.VERIFY", seal(key, AD["DMKV.VERIFY"], verify_request(99, [(b"victim", 99, 1)])))
+    assert isinstance(r, bytes) and len(r) == len(seal(key, b"any", bytes(6))), r
 
 
 def test_internal_commands_without_a_key_are_behind_requirepass(make_agent):

@@ -60,9 +60,9 @@ static void test_conflicts_resolve_the_same_way_from_either_side(void **state) {
     versionMake(&x, 5, 1, "from1", (uint32_t[]){1}, (uint64_t[]){5}, 1);
     versionMake(&y, 5, 2, "from2", (uint32_t[]){2}, (uint64_t[]){3}, 1);
     storeRecord r1, r2;
-    buf v1, v2;
-    bufInit(&v1);
-    bufInit(&v2);
+    replResolveBufs v1, v2;
+    replResolveBufsInit(&v1);
+    replResolveBufsInit(&v2);
     replResolve(&x.rec, &y.rec, &r1, &v1);
     replResolve(&y.rec, &x.rec, &r2, &v2);
     /* Equal Lamport times: the higher origin wins, on both sides. */
@@ -70,21 +70,86 @@ static void test_conflicts_resolve_the_same_way_from_either_side(void **state) {
     assert_int_equal(r2.ver.origin, 2);
     assert_memory_equal(r1.value, "from2", 5);
     assert_int_equal(r1.ver.lamport, 5);
-    assert_int_equal(v1.len, v2.len);
-    assert_memory_equal(v1.data, v2.data, v1.len);
+    assert_int_equal(v1.vclock.len, v2.vclock.len);
+    assert_memory_equal(v1.vclock.data, v2.vclock.data, v1.vclock.len);
     /* The merged clock dominates both, so neither side's old write wins later. */
     vclock m;
     vclockInit(&m);
     size_t used;
-    assert_int_equal(vclockDecode((const uint8_t *)v1.data, v1.len, &m, &used), 0);
+    assert_int_equal(vclockDecode((const uint8_t *)v1.vclock.data, v1.vclock.len, &m, &used), 0);
     assert_true(vclockDominates(&m, &x.vc) && vclockDominates(&m, &y.vc));
     assert_int_equal(replDecide(&r1.ver, &x.rec.ver), REPL_KEEP);
     assert_int_equal(replDecide(&r1.ver, &y.rec.ver), REPL_KEEP);
     vclockFree(&m);
-    bufFree(&v1);
-    bufFree(&v2);
+    replResolveBufsFree(&v1);
+    replResolveBufsFree(&v2);
     versionFree(&x);
     versionFree(&y);
+}
+
+static void assertMergedWrites(const storeRecord *r, const uint32_t *nodes, const uint64_t *seqs,
+                               size_t n) {
+    vclock got, want;
+    vclockInit(&got);
+    vclockInit(&want);
+    for (size_t i = 0; i < n; i++) vclockSet(&want, nodes[i], seqs[i]);
+    size_t used = 0;
+    assert_true(r->ver.merged_len > 0);
+    assert_int_equal(vclockDecode(r->ver.merged, r->ver.merged_len, &got, &used), 0);
+    assert_int_equal(used, r->ver.merged_len);
+    assert_int_equal(vclockCompare(&got, &want), VCLOCK_EQUAL);
+    vclockFree(&got);
+    vclockFree(&want);
+}
+
+static void test_a_merge_lists_the_writes_it_resolves(void **state) {
+    (void)state;
+    version x, y, z;
+    versionMake(&x, 5, 1, "from1", (uint32_t[]){1}, (uint64_t[]){5}, 1);
+    versionMake(&y, 6, 2, "from2", (uint32_t[]){2}, (uint64_t[]){3}, 1);
+    x.rec.ver.seq = 4;
+    y.rec.ver.seq = 2;
+    storeRecord r1, r2;
+    replResolveBufs b1, b2;
+    replResolveBufsInit(&b1);
+    replResolveBufsInit(&b2);
+    replResolve(&x.rec, &y.rec, &r1, &b1);
+    replResolve(&y.rec, &x.rec, &r2, &b2);
+    /* Both writes, from either side, the same bytes. */
+    assertMergedWrites(&r1, (uint32_t[]){1, 2}, (uint64_t[]){4, 2}, 2);
+    assert_int_equal(r1.ver.merged_len, r2.ver.merged_len);
+    assert_memory_equal(r1.ver.merged, r2.ver.merged, r1.ver.merged_len);
+    /* A merge of the merge with a later write of node 1 made concurrently
+     * with node 2's: node 1's entry is its latest write. */
+    versionMake(&z, 9, 1, "again1", (uint32_t[]){1}, (uint64_t[]){7}, 1);
+    z.rec.ver.seq = 6;
+    assert_int_equal(replDecide(&r1.ver, &z.rec.ver), REPL_CONFLICT);
+    storeRecord m = r1, r3;
+    replResolveBufs b3;
+    replResolveBufsInit(&b3);
+    replResolve(&m, &z.rec, &r3, &b3);
+    assert_memory_equal(r3.value, "again1", 6);
+    assertMergedWrites(&r3, (uint32_t[]){1, 2}, (uint64_t[]){6, 2}, 2);
+    /* A write with no seq (an older record) makes the list unknown: empty,
+     * and so is every merge made from it. */
+    y.rec.ver.seq = 0;
+    replResolve(&x.rec, &y.rec, &r2, &b2);
+    assert_true(r2.ver.flags & STORE_FLAG_MERGED);
+    assert_int_equal(r2.ver.merged_len, 0);
+    m = r2;
+    replResolve(&m, &z.rec, &r3, &b3);
+    assert_int_equal(r3.ver.merged_len, 0);
+    /* So does a write without an origin (a peer can send anything). */
+    y.rec.ver.seq = 2;
+    y.rec.ver.origin = 0;
+    replResolve(&x.rec, &y.rec, &r2, &b2);
+    assert_int_equal(r2.ver.merged_len, 0);
+    replResolveBufsFree(&b1);
+    replResolveBufsFree(&b2);
+    replResolveBufsFree(&b3);
+    versionFree(&x);
+    versionFree(&y);
+    versionFree(&z);
 }
 
 static void test_higher_lamport_wins_a_conflict(void **state) {
@@ -93,12 +158,12 @@ static void test_higher_lamport_wins_a_conflict(void **state) {
     versionMake(&x, 9, 1, "late", (uint32_t[]){1}, (uint64_t[]){9}, 1);
     versionMake(&y, 4, 7, "early", (uint32_t[]){7}, (uint64_t[]){4}, 1);
     storeRecord r;
-    buf v;
-    bufInit(&v);
+    replResolveBufs v;
+    replResolveBufsInit(&v);
     replResolve(&y.rec, &x.rec, &r, &v);
     assert_int_equal(r.ver.origin, 1);
     assert_int_equal(r.ver.lamport, 9);
-    bufFree(&v);
+    replResolveBufsFree(&v);
     versionFree(&x);
     versionFree(&y);
 }
@@ -167,21 +232,86 @@ static void test_same_lamport_and_origin_still_resolve_the_same_way_from_either_
     versionMake(&y, 5, 3, "second life", (uint32_t[]){3, 4}, (uint64_t[]){2, 1}, 2);
     assert_int_equal(replDecide(&x.rec.ver, &y.rec.ver), REPL_CONFLICT);
     storeRecord r1, r2;
-    buf v1, v2;
-    bufInit(&v1);
-    bufInit(&v2);
+    replResolveBufs v1, v2;
+    replResolveBufsInit(&v1);
+    replResolveBufsInit(&v2);
     replResolve(&x.rec, &y.rec, &r1, &v1);
     replResolve(&y.rec, &x.rec, &r2, &v2);
     assert_int_equal(r1.value_len, r2.value_len);
     assert_memory_equal(r1.value, r2.value, r1.value_len);
     assert_true(r1.ver.flags & STORE_FLAG_MERGED);
     assert_int_equal(r1.ver.flags, r2.ver.flags);
-    assert_int_equal(v1.len, v2.len);
-    assert_memory_equal(v1.data, v2.data, v1.len);
-    bufFree(&v1);
-    bufFree(&v2);
+    assert_int_equal(v1.vclock.len, v2.vclock.len);
+    assert_memory_equal(v1.vclock.data, v2.vclock.data, v1.vclock.len);
+    replResolveBufsFree(&v1);
+    replResolveBufsFree(&v2);
     versionFree(&x);
     versionFree(&y);
+}
+
+static void test_verify_messages_round_trip_and_bad_ones_are_rejected(void **state) {
+    (void)state;
+    buf b;
+    bufInit(&b);
+    size_t at = replVerifyBegin(&b, 3);
+    replVerifyAdd(&b, "alpha", 5, 1, 10);
+    replVerifyAdd(&b, "b", 1, 2, 0x0102030405060708ull);
+    replVerifyEnd(&b, at, 2);
+    uint32_t requester = 0, origin;
+    uint64_t seq;
+    const uint8_t *k;
+    size_t kl;
+    replVerifyReader r;
+    assert_int_equal(replVerifyOpen((const uint8_t *)b.data, b.len, &requester, &r), 0);
+    assert_int_equal(requester, 3);
+    assert_int_equal(replVerifyNext(&r, &k, &kl, &origin, &seq), 1);
+    assert_int_equal(kl, 5);
+    assert_memory_equal(k, "alpha", 5);
+    assert_int_equal(origin, 1);
+    assert_int_equal(seq, 10);
+    assert_int_equal(replVerifyNext(&r, &k, &kl, &origin, &seq), 1);
+    assert_int_equal(seq, 0x0102030405060708ull);
+    assert_int_equal(replVerifyNext(&r, &k, &kl, &origin, &seq), 0);
+    /* Every truncation, and a byte too many, is malformed. */
+    for (size_t cut = 0; cut <= b.len; cut++) {
+        uint8_t *copy = malloc(cut + 1);
+        memcpy(copy, b.data, cut < b.len ? cut : b.len);
+        size_t len = cut < b.len ? cut : b.len + 1;
+        if (cut == b.len) copy[b.len] = 0;
+        int rc = -1;
+        if (replVerifyOpen(copy, len, &requester, &r) == 0)
+            while ((rc = replVerifyNext(&r, &k, &kl, &origin, &seq)) == 1) {
+            }
+        assert_int_equal(rc, -1);
+        free(copy);
+    }
+    /* No keys, too many keys, and a write without a seq are refused. */
+    buf e;
+    bufInit(&e);
+    at = replVerifyBegin(&e, 3);
+    replVerifyEnd(&e, at, 0);
+    assert_int_equal(replVerifyOpen((const uint8_t *)e.data, e.len, &requester, &r), -1);
+    replVerifyEnd(&e, at, REPL_VERIFY_MAX_KEYS + 1);
+    assert_int_equal(replVerifyOpen((const uint8_t *)e.data, e.len, &requester, &r), -1);
+    bufClear(&e);
+    at = replVerifyBegin(&e, 3);
+    replVerifyAdd(&e, "k", 1, 1, 0);
+    replVerifyEnd(&e, at, 1);
+    assert_int_equal(replVerifyOpen((const uint8_t *)e.data, e.len, &requester, &r), 0);
+    assert_int_equal(replVerifyNext(&r, &k, &kl, &origin, &seq), -1);
+    /* The answer: one bit per key, the unused ones 0. */
+    uint8_t bits[2] = {0x05, 0x01}; /* keys 0, 2 and 8 of 9 */
+    bufClear(&e);
+    replVerifyAnswerEncode(&e, 9, bits);
+    const uint8_t *got;
+    assert_int_equal(replVerifyAnswerDecode((const uint8_t *)e.data, e.len, 9, &got), 0);
+    assert_memory_equal(got, bits, 2);
+    assert_int_equal(replVerifyAnswerDecode((const uint8_t *)e.data, e.len, 10, &got), -1);
+    assert_int_equal(replVerifyAnswerDecode((const uint8_t *)e.data, e.len - 1, 9, &got), -1);
+    e.data[e.len - 1] = 0x03; /* a bit for a tenth key */
+    assert_int_equal(replVerifyAnswerDecode((const uint8_t *)e.data, e.len, 9, &got), -1);
+    bufFree(&e);
+    bufFree(&b);
 }
 
 static void test_sync_messages_round_trip_and_every_truncation_is_rejected(void **state) {
@@ -258,6 +388,8 @@ int main(void) {
         cmocka_unit_test(test_newer_replaces_older_or_equal_is_kept_concurrent_conflicts),
         cmocka_unit_test(test_conflicts_resolve_the_same_way_from_either_side),
         cmocka_unit_test(test_higher_lamport_wins_a_conflict),
+        cmocka_unit_test(test_a_merge_lists_the_writes_it_resolves),
+        cmocka_unit_test(test_verify_messages_round_trip_and_bad_ones_are_rejected),
         cmocka_unit_test(test_same_lamport_and_origin_still_resolve_the_same_way_from_either_side),
         cmocka_unit_test(test_sync_messages_round_trip_and_every_truncation_is_rejected),
         cmocka_unit_test(test_batches_round_trip_and_every_truncation_is_rejected),

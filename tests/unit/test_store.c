@@ -211,6 +211,55 @@ static void test_record_layout_is_v2_little_endian(void **state) {
     assert_memory_equal(enc, want, sizeof want);
 }
 
+static void test_record_with_merged_writes_is_v3_and_round_trips(void **state) {
+    (void)state;
+    const uint8_t vclock[2] = {0xaa, 0xbb};
+    const uint8_t merged[3] = {0xc1, 0xc2, 0xc3};
+    storeRecord in = {.ver = {.lamport = 7,
+                              .origin = 3,
+                              .seq = 9,
+                              .flags = STORE_FLAG_TOMBSTONE | STORE_FLAG_MERGED,
+                              .vclock = vclock,
+                              .vclock_len = 2,
+                              .merged = merged,
+                              .merged_len = 3},
+                      .value = "v",
+                      .value_len = 1};
+    size_t n = recordEncodedSize(&in);
+    assert_int_equal(n, 42 + 2 + 3 + 1);
+    uint8_t enc[48];
+    recordEncode(&in, enc);
+    assert_int_equal(enc[0], RECORD_FORMAT_V3);
+    assert_int_equal(enc[38], 2); /* the clock's length where version 2 has it */
+    assert_int_equal(enc[40], 3); /* then the merged writes' length */
+    assert_int_equal(enc[41], 0);
+    assert_memory_equal(enc + 42, vclock, 2);
+    assert_memory_equal(enc + 44, merged, 3);
+    assert_int_equal(enc[47], 'v');
+    storeRecord out;
+    assert_int_equal(recordDecode(enc, n, &out), 0);
+    assert_int_equal(out.ver.seq, 9);
+    assert_int_equal(out.ver.flags, in.ver.flags);
+    assert_int_equal(out.ver.vclock_len, 2);
+    assert_memory_equal(out.ver.vclock, vclock, 2);
+    assert_int_equal(out.ver.merged_len, 3);
+    assert_ptr_equal(out.ver.merged, enc + 44);
+    assert_int_equal(out.value_len, 1);
+    /* Every cut before the value is refused. */
+    for (size_t len = 0; len < 47; len++)
+        if (recordDecode(enc, len, &out) != -1) fail_msg("v3 length %zu was accepted", len);
+    /* Version 3 with an empty field has a version 2 encoding: refused. */
+    enc[40] = 0;
+    assert_int_equal(recordDecode(enc, n, &out), -1);
+    /* Without merged writes a record stays version 2. */
+    in.ver.merged_len = 0;
+    in.ver.merged = NULL;
+    recordEncode(&in, enc);
+    assert_int_equal(enc[0], RECORD_FORMAT_V2);
+    assert_int_equal(recordDecode(enc, recordEncodedSize(&in), &out), 0);
+    assert_int_equal(out.ver.merged_len, 0);
+}
+
 static void test_record_v1_is_still_read_with_sequence_zero(void **state) {
     (void)state;
     const uint8_t v1[] = {1,    0x01, 0x34, 0x33, 0x32, 0x31, 0x18, 0x17, 0x16,
@@ -516,6 +565,31 @@ static void test_tombstones_are_counted_and_listed_until_overwritten(void **stat
     memset(&c, 0, sizeof c);
     assert_int_equal(storeScanChanges(s, 0, testCollectChange, &c), STORE_OK);
     assert_int_equal(c.n, 0);
+    storeClose(s);
+}
+
+static void test_a_tombstone_merged_into_one_of_the_same_write_stays_listed(void **state) {
+    testDir *d = *state;
+    store *s = testOpen(d->data);
+    testPutSeq(s, "x", 3, 7, STORE_FLAG_TOMBSTONE);
+    assert_int_equal(storeCommit(s), STORE_OK);
+    /* A conflict resolved for the tombstone: same origin and seq, merged. */
+    testPutSeq(s, "x", 3, 7, STORE_FLAG_TOMBSTONE | STORE_FLAG_MERGED);
+    assert_int_equal(storeCommit(s), STORE_OK);
+    storeStats st;
+    storeGetStats(s, &st);
+    assert_int_equal(st.keys, 1);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.live_keys, 0);
+    testChanges c = {{0}, 0};
+    assert_int_equal(storeScanTombstones(s, 3, 7, testCollectChange, &c), STORE_OK);
+    assert_string_equal(c.list, "x@7");
+    /* And a value of the same write (a merge the value won) ends it. */
+    testPutSeq(s, "x", 3, 7, STORE_FLAG_MERGED);
+    assert_int_equal(storeCommit(s), STORE_OK);
+    storeGetStats(s, &st);
+    assert_int_equal(st.tombstones, 0);
+    assert_int_equal(st.live_keys, 1);
     storeClose(s);
 }
 
@@ -1308,6 +1382,7 @@ int main(void) {
         cmocka_unit_test(test_record_round_trip_keeps_all_metadata),
         cmocka_unit_test(test_record_round_trip_tombstone_with_empty_value),
         cmocka_unit_test(test_record_layout_is_v2_little_endian),
+        cmocka_unit_test(test_record_with_merged_writes_is_v3_and_round_trips),
         cmocka_unit_test(test_record_v1_is_still_read_with_sequence_zero),
         cmocka_unit_test(test_record_decode_rejects_truncation_before_the_value),
         cmocka_unit_test(test_record_decode_rejects_unknown_version),
@@ -1319,6 +1394,7 @@ int main(void) {
         DIR_TEST(test_rewriting_one_key_in_a_batch_dirties_a_few_pages),
         DIR_TEST(test_change_feed_lists_each_record_once_at_its_latest_change),
         DIR_TEST(test_tombstones_are_counted_and_listed_until_overwritten),
+        DIR_TEST(test_a_tombstone_merged_into_one_of_the_same_write_stays_listed),
         DIR_TEST(test_invalid_arguments_leave_the_batch_intact),
         DIR_TEST(test_invalid_first_write_opens_no_batch),
         DIR_TEST(test_scan_visits_keys_in_byte_order_strictly_after),
