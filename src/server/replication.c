@@ -167,6 +167,11 @@ typedef struct replState {
     buf verify_page;       /* the page in flight, as request entries */
     uint32_t verify_count;
     uint64_t verify_checked, verify_removed, verify_failures;
+    /* The highest of this node's own write numbers a member reported
+     * having seen, when above this node's own count (its data directory
+     * is new or older than the cluster's record of it): writes wait
+     * until a read of that member brings them back. 0 otherwise. */
+    uint64_t self_behind;
     /* Member ids ever seen (not left), saved: tombstones wait for all. */
     uint32_t *known;
     size_t nknown;
@@ -646,10 +651,11 @@ static int pageCollect(void *ctx, const void *key, size_t klen, const storeRecor
     pageCtx *pc = ctx;
     pc->examined++;
     pc->last_change = rec->ver.change_seq;
-    /* Skip what the asker has already seen: its own writes, and writes
-     * its summary covers. A merge is new to anyone who has not made it. */
-    bool seen = rec->ver.origin == pc->asker ||
-                (rec->ver.seq && rec->ver.seq <= vclockGet(pc->asker_summary, rec->ver.origin));
+    /* Skip what the asker has already seen: the writes its summary covers
+     * (its own included: a node whose data directory was replaced gets
+     * its earlier writes back). A merge is new to anyone who has not made
+     * it. */
+    bool seen = rec->ver.seq && rec->ver.seq <= vclockGet(pc->asker_summary, rec->ver.origin);
     if (!seen || (rec->ver.flags & STORE_FLAG_MERGED)) {
         replBatchAdd(pc->out, key, klen, rec);
         pc->count++;
@@ -660,6 +666,21 @@ static int pageCollect(void *ctx, const void *key, size_t klen, const storeRecor
         return 1;
     }
     return 0;
+}
+
+/* A member's summary says how many of this node's own writes it has seen;
+ * more than this node has made means its data directory lost them. */
+static void replCheckSelf(server *s, replState *r, uint32_t id, const vclock *summary) {
+    uint64_t theirs = vclockGet(summary, s->cfg.id), mine = vclockGet(&s->summary, s->cfg.id);
+    if (theirs <= mine || theirs <= r->self_behind) return;
+    if (!r->self_behind)
+        logWarn("node %" PRIu32 " has seen %" PRIu64 " writes of this node, which holds %" PRIu64
+                ": the data directory is new or older than the cluster's copy; writes wait "
+                "until this node has read its earlier writes back",
+                id, theirs, mine);
+    r->self_behind = theirs;
+    replPeer *p = replPeerFind(r, id);
+    if (p) p->sync_wanted = true;
 }
 
 static void replRememberSeen(replState *r, uint32_t id, const vclock *summary, uint64_t fed_upto) {
@@ -700,6 +721,7 @@ void cmdSync(client *c) {
      * renumbered it: the read starts over. */
     uint64_t from = q.epoch == r->epoch ? q.after : 0;
     replRememberSeen(r, q.requester, &q.summary, from);
+    replCheckSelf(s, r, q.requester, &q.summary);
     replSyncPage pg = {.done = true, .epoch = r->epoch};
     vclockInit(&pg.summary);
     vclockCopy(&pg.summary, &s->summary);
@@ -836,6 +858,7 @@ static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
     }
     vclockCopy(&p->seen, &pg.summary);
     p->have_seen = true;
+    replCheckSelf(s, r, p->id, &pg.summary);
     applyResult res = replApply(s, r, &rd, 0);
     if (res.failed) {
         char msg[300];
@@ -856,6 +879,15 @@ static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
     uint64_t theirs = vclockGet(&p->first_summary, p->id);
     if (theirs > vclockGet(&s->summary, p->id)) {
         vclockSet(&s->summary, p->id, theirs);
+        s->summary_dirty = true;
+    }
+    /* Likewise for this node's own writes, which a node whose data
+     * directory was replaced has just read back: its next write is
+     * numbered after every one the member had seen. */
+    uint64_t mine = vclockGet(&p->first_summary, s->cfg.id);
+    if (mine > vclockGet(&s->summary, s->cfg.id)) {
+        logInfo("read this node's writes up to %" PRIu64 " back from node %" PRIu32, mine, p->id);
+        vclockSet(&s->summary, s->cfg.id, mine);
         s->summary_dirty = true;
     }
     p->rounds++;
@@ -1205,6 +1237,11 @@ static bool replKnows(const replState *r, uint32_t id) {
     for (size_t i = 0; i < r->nknown; i++)
         if (r->known[i] == id) return true;
     return false;
+}
+
+bool replicationBehindSelf(server *s) {
+    replState *r = s->repl;
+    return r && r->self_behind > vclockGet(&s->summary, s->cfg.id);
 }
 
 bool replicationHasMembers(server *s) {

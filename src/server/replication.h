@@ -42,6 +42,11 @@ void replicationOnAcked(server *s, replicationAckedFn fn, void *ctx);
 typedef void (*replicationCaughtUpFn)(server *s, void *ctx);
 void replicationCatchUp(server *s, replicationCaughtUpFn fn, void *ctx);
 
+/* Whether a member has seen more of this node's own writes than it holds
+ * (its data directory is new or older than the cluster's copy): local
+ * writes are refused until anti-entropy has brought them back, so that no
+ * write number is used twice. */
+bool replicationBehindSelf(server *s);
 /* Whether any other member (alive or not, not left) is known: without
  * one, a delete needs no tombstone. */
 bool replicationHasMembers(server *s);

@@ -405,6 +405,11 @@ static void clientExecute(client *c) {
     }
     c->last_cmd = cmd;
     ((command *)cmd)->calls++;
+    if ((cmd->flags & CMD_WRITE) && !(cmd->flags & CMD_PEER) && replicationBehindSelf(c->srv)) {
+        respAddError(c->out, "TRYAGAIN this node is reading back its earlier writes (its data "
+                             "directory is new or older than the cluster's copy)");
+        return;
+    }
     if (mutexWanted(c->srv, cmd)) {
         mutexExecute(c, cmd);
         return;

@@ -307,6 +307,27 @@ def test_a_delete_that_wins_a_conflict_is_collected_once_everyone_holds_the_reso
     wait_until(lambda: all(a.call("GET", "k") == b"back" for a in n), 5, "a new write of the key")
 
 
+def test_a_node_whose_data_directory_was_replaced_reads_its_writes_back_and_numbers_new_ones_after(make_agent):
+    import shutil
+    n = cluster(make_agent)
+    set_keys(n[2], "mine%02d", 20)
+    wait_until(lambda: all(a.call("DBSIZE") == 20 for a in n), 5, "node 3's writes everywhere")
+    n[2].kill9()
+    shutil.rmtree(n[2].data_dir)
+    n[2].start()
+    # Its own earlier writes come back from the others...
+    wait_until(lambda: n[2].call("DBSIZE") == 20, 15, "node 3 to read its writes back")
+    assert n[2].redis().mget(["mine%02d" % i for i in range(20)]) == [b"v%d" % i for i in range(20)]
+    wait_until(lambda: int(repl_info(n[2])["write_seq"]) >= 20, 5, "node 3 to count them")
+    # ...and its new writes are numbered after them, so the others take them.
+    wait_until(lambda: n[2].call("SET", "fresh", "x") == "OK", 10, "node 3 to take writes")
+    assert n[2].call("SET", "mine01", "new") == "OK"
+    wait_until(lambda: all(a.call("GET", "fresh") == b"x" and a.call("GET", "mine01") == b"new" for a in n),
+               10, "the new writes everywhere")
+    wait_until(lambda: same_everywhere(n, ["fresh", "mine01", "mine02"]), 10, "identical versions")
+    assert all(a.call("DBSIZE") == 21 for a in n)
+
+
 def test_a_node_joining_an_existing_cluster_receives_the_full_data_set(make_agent):
     from dmkvtest import free_gossip_ports, peers_arg
     n = cluster(make_agent)
