@@ -589,6 +589,15 @@ static replState *peerRequestOpen(client *c, const uint8_t *ad, size_t adlen, co
     return r;
 }
 
+/* Serving a peer's read: committed data only, since what is in the open
+ * batch could still be lost and the asker would then hold versions nobody
+ * else has. False after replying with the error. */
+static bool peerServeCommitted(client *c, const char *what) {
+    if (serverCommitNow(c->srv) == STORE_OK) return true;
+    respAddErrorFmt(c->out, "ERR cannot read the %s: %s", what, storeError(c->srv->st));
+    return false;
+}
+
 /* Checks every record of the batch before any is applied. */
 static bool replBatchWellFormed(const replBatchReader *rd) {
     replBatchReader probe = *rd;
@@ -711,12 +720,7 @@ void cmdSync(client *c) {
         respAddError(c->out, "ERR malformed anti-entropy request");
         goto out;
     }
-    /* Serve committed data only: what is in the open batch could still
-     * be lost, and the asker would then hold versions nobody else has. */
-    if (serverCommitNow(s) != STORE_OK) {
-        respAddErrorFmt(c->out, "ERR cannot read the change feed: %s", storeError(s->st));
-        goto out;
-    }
+    if (!peerServeCommitted(c, "change feed")) goto out;
     /* A position in another epoch was in our feed before a restart
      * renumbered it: the read starts over. */
     uint64_t from = q.epoch == r->epoch ? q.after : 0;
@@ -968,11 +972,7 @@ void cmdVerify(client *c) {
         respAddError(c->out, "ERR malformed verification request");
         goto out;
     }
-    /* Answer from committed data only, as for a feed read. */
-    if (serverCommitNow(s) != STORE_OK) {
-        respAddErrorFmt(c->out, "ERR cannot read the store: %s", storeError(s->st));
-        goto out;
-    }
+    if (!peerServeCommitted(c, "store")) goto out;
     uint8_t bits[(REPL_VERIFY_MAX_KEYS + 7) / 8] = {0};
     uint32_t i = 0;
     while (replVerifyNext(&rd, &k, &kl, &origin, &seq) == 1) {
@@ -1006,8 +1006,6 @@ typedef struct verifyScan {
 static int verifyCollect(void *ctx, const void *key, size_t klen, const storeRecord *rec) {
     verifyScan *v = ctx;
     replState *r = v->r;
-    bufClear(&r->verify_next_after);
-    bufAppend(&r->verify_next_after, key, klen);
     v->examined++;
     /* Tombstones are collected in the usual way; a write without a seq
      * cannot be asked about. */
@@ -1016,7 +1014,18 @@ static int verifyCollect(void *ctx, const void *key, size_t klen, const storeRec
         r->verify_count++;
     }
     v->full = r->verify_count >= REPL_VERIFY_MAX_KEYS || v->examined >= REPL_SYNC_PAGE_SCAN;
+    if (v->full) { /* where the next page starts */
+        bufClear(&r->verify_next_after);
+        bufAppend(&r->verify_next_after, key, klen);
+    }
     return v->full;
+}
+
+/* The page was dealt with: the next one starts after its last key. */
+static void verifyAdvance(replState *r) {
+    bufClear(&r->verify_after);
+    bufAppend(&r->verify_after, r->verify_next_after.data, r->verify_next_after.len);
+    r->verify_begun = true;
 }
 
 typedef struct verifyCtx {
@@ -1088,13 +1097,11 @@ static void onVerifyAnswer(void *ctx, const respReply *reply, const char *err) {
     verifyApply(s, r, bits);
     bufFree(&opened);
     r->verify_checked += r->verify_count;
-    bufClear(&r->verify_after);
-    bufAppend(&r->verify_after, r->verify_next_after.data, r->verify_next_after.len);
-    r->verify_begun = true;
     if (!r->verify_more) {
         verifyFinish(r, peer_id);
         return;
     }
+    verifyAdvance(r);
     replPeer *p = replPeerFind(r, peer_id);
     if (p && p->alive) verifyPage(s, r, p);
 }
@@ -1114,9 +1121,7 @@ static void verifyPage(server *s, replState *r, replPeer *p) {
             verifyFinish(r, p->id);
             return;
         }
-        bufClear(&r->verify_after); /* a page of tombstones only: skip it */
-        bufAppend(&r->verify_after, r->verify_next_after.data, r->verify_next_after.len);
-        r->verify_begun = true;
+        verifyAdvance(r); /* a page of tombstones only: skip it */
     }
     buf plain;
     bufInit(&plain);
