@@ -23,6 +23,7 @@ static void usage(FILE *f) {
                "  incr      dmkv incr KEY [BY]: add to an integer, print the new value\n"
                "  getall    KEY's value and version on every node, and whether they agree\n"
                "  members   the cluster as one node sees it, and who leads the locks\n"
+               "  force-leave  dmkv force-leave ID: a dead member has left for good\n"
                "  leader    which node leads the lock coordinator (Raft), and its term\n"
                "  lock      dmkv lock NAME [--ttl MS] -- CMD...: run CMD holding a lock\n"
                "  race      send commands to several nodes at the same instant\n"
@@ -72,6 +73,7 @@ int main(int argc, char **argv) {
     if (!strcmp(verb, "incr")) return cliMainIncr(argc - 1, argv + 1);
     if (!strcmp(verb, "getall")) return cliMainGetall(argc - 1, argv + 1);
     if (!strcmp(verb, "members")) return cliMainMembers(argc - 1, argv + 1);
+    if (!strcmp(verb, "force-leave")) return cliMainForceLeave(argc - 1, argv + 1);
     if (!strcmp(verb, "leader")) return cliMainLeader(argc - 1, argv + 1);
     if (!strcmp(verb, "lock")) return cliMainLock(argc - 1, argv + 1);
     if (!strcmp(verb, "race")) return cliMainRace(argc - 1, argv + 1);

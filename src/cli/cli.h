@@ -147,6 +147,7 @@ int cliMainDel(int argc, char **argv);
 int cliMainIncr(int argc, char **argv);
 int cliMainGetall(int argc, char **argv);
 int cliMainMembers(int argc, char **argv);
+int cliMainForceLeave(int argc, char **argv);
 int cliMainLeader(int argc, char **argv);
 int cliMainLock(int argc, char **argv);
 int cliMainTrace(int argc, char **argv);

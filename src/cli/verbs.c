@@ -1,4 +1,5 @@
-/* Client verbs: dmkv cmd, get, put, del, incr, members, leader, trace.
+/* Client verbs: dmkv cmd, get, put, del, incr, members, force-leave, leader,
+ * trace.
  *
  * Each verb picks a node from --nodes (or $DMKV_NODES, or the default
  * single local node), sends one command and prints the reply readably. */
@@ -30,6 +31,15 @@ static void verbUsage(const char *verb) {
                "node I sees it: id, client address,\ngossip port, state, incarnation and time "
                "since the last change,\nthen the node that leads the lock coordinator (Raft): "
                "`leader: node N (host:port)`,\nor `leader: none` while there is none.\n");
+    else if (!strcmp(verb, "force-leave"))
+        printf("Usage: dmkv force-leave [--node I] [--nodes LIST] ID\n\n"
+               "Tells the cluster that the dead member ID has left for good (like\n"
+               "consul force-leave): the others stop waiting for it, so deletes made\n"
+               "since it died can be collected. Only a member that is dead for node I\n"
+               "is accepted; one that is in fact running (only cut off) refutes it\n"
+               "when it hears of it and is alive again.\n"
+               "A node that was a lock coordinator voter also needs RAFT REMOVE ID on\n"
+               "the leader (see docs/LOCKS.md).\n");
     else if (!strcmp(verb, "leader"))
         printf("Usage: dmkv leader [--node I] [--nodes LIST]\n\nPrints which node leads the lock "
                "coordinator (the Raft leader) as node I\nsees it: `node N at host:port (term T)`. "
@@ -272,6 +282,10 @@ int cliMainPut(int argc, char **argv) {
 
 int cliMainDel(int argc, char **argv) {
     return verbSimple("del", "DEL", argc, argv, 1, 100000);
+}
+
+int cliMainForceLeave(int argc, char **argv) {
+    return verbSimple("force-leave", "FORCE-LEAVE", argc, argv, 1, 1);
 }
 
 /* The bare number, so a script can use it: n=$(dmkv incr hits). */

@@ -1142,6 +1142,17 @@ bool gossipLeaveDone(const gossip *g) {
     return selfMember(g)->bcast_idx == GOSSIP_NO_INDEX || liveCount(g) == 0;
 }
 
+gossipForceLeaveResult gossipForceLeave(gossip *g, uint64_t now, uint32_t id) {
+    if (id == g->self_id) return GOSSIP_FORCE_LEAVE_SELF;
+    uint32_t idx = membersFind(&g->mt, id);
+    if (idx == GOSSIP_NO_INDEX) return GOSSIP_FORCE_LEAVE_UNKNOWN;
+    const member *m = membersGet(&g->mt, idx);
+    if (m->state == GOSSIP_LEFT) return GOSSIP_FORCE_LEAVE_OK;
+    if (m->state != GOSSIP_DEAD) return GOSSIP_FORCE_LEAVE_NOT_FAILED;
+    applyDown(g, now, id, m->inc, g->self_id, GOSSIP_LEFT, false);
+    return GOSSIP_FORCE_LEAVE_OK;
+}
+
 /* ---- Push-pull -------------------------------------------------------- */
 
 bool gossipPickPushPullTarget(gossip *g, gossipMember *out) {

@@ -284,6 +284,19 @@ void gossipLeave(gossip *g, uint64_t now_ms);
  * there is nobody left to tell. */
 bool gossipLeaveDone(const gossip *g);
 
+/* Operator's removal of a failed member (Consul's force-leave): marks a
+ * DEAD member LEFT at its incarnation and broadcasts it, so that every
+ * member stops waiting for it. LEFT already is accepted as done. If the
+ * member is in fact running, it refutes the claim when it hears it and is
+ * ALIVE again everywhere. */
+typedef enum gossipForceLeaveResult {
+    GOSSIP_FORCE_LEAVE_OK = 0,
+    GOSSIP_FORCE_LEAVE_UNKNOWN,   /* no member with that id */
+    GOSSIP_FORCE_LEAVE_SELF,      /* this node: stop it instead (SIGTERM) */
+    GOSSIP_FORCE_LEAVE_NOT_FAILED /* ALIVE or SUSPECT: only DEAD members */
+} gossipForceLeaveResult;
+gossipForceLeaveResult gossipForceLeave(gossip *g, uint64_t now_ms, uint32_t id);
+
 /* ---- Push-pull -------------------------------------------------------- */
 
 /* Picks the member to exchange state with next: a random ALIVE member, or,

@@ -147,15 +147,16 @@ int replSyncRequestDecode(const uint8_t *p, size_t len, replSyncRequest *q) {
 
 void replSyncPageEncodeHead(const replSyncPage *pg, buf *out) {
     bufAppendChar(out, (char)REPL_SYNC_FORMAT_V1);
-    bufAppendChar(out, (char)(pg->done ? 1 : 0));
+    bufAppendChar(out, (char)((pg->done ? 1 : 0) | (pg->recheck ? 2 : 0)));
     putU64(out, pg->epoch);
     putU64(out, pg->next);
     putClock(out, &pg->summary);
 }
 
 int replSyncPageDecodeHead(const uint8_t *p, size_t len, replSyncPage *pg, size_t *batch_at) {
-    if (len < 1 + 1 + 8 + 8 || p[0] != REPL_SYNC_FORMAT_V1 || p[1] > 1) return -1;
-    pg->done = p[1] == 1;
+    if (len < 1 + 1 + 8 + 8 || p[0] != REPL_SYNC_FORMAT_V1 || p[1] > 3) return -1;
+    pg->done = p[1] & 1;
+    pg->recheck = (p[1] & 2) != 0;
     pg->epoch = getLE(p + 2, 8);
     pg->next = getLE(p + 10, 8);
     if (pg->epoch == 0) return -1;

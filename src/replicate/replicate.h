@@ -91,13 +91,16 @@ int replSyncRequestDecode(const uint8_t *p, size_t len, replSyncRequest *q);
 
 typedef struct replSyncPage {
     bool done;      /* the feed was read to its end */
+    bool recheck;   /* the responder forgot the asker for a while (it was
+                       forced to leave): check your keys with me again */
     uint64_t epoch; /* the responder's feed numbering */
     uint64_t next;  /* where the next request continues ("after") */
     vclock summary; /* the responder's; initialized by the caller */
 } replSyncPage;
 
-/* Wire form: u8 format, u8 done, u64 epoch, u64 next, u16 summary
- * length, summary, then a replication batch (the records). */
+/* Wire form: u8 format, u8 flags (1 done, 2 recheck), u64 epoch, u64
+ * next, u16 summary length, summary, then a replication batch (the
+ * records). */
 void replSyncPageEncodeHead(const replSyncPage *pg, buf *out);
 /* Parses the head; *batch_at is where the batch starts. Returns 0 or -1. */
 int replSyncPageDecodeHead(const uint8_t *p, size_t len, replSyncPage *pg, size_t *batch_at);

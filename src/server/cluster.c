@@ -42,7 +42,7 @@ struct cluster {
     uv_loop_t *loop;
     gossip *g;
     void (*on_dead)(void *ctx, uint32_t id); /* the coordinator: release a dead node's locks */
-    bool met_same_mode; /* a member with our --use-mutex was seen: we belong */
+    bool met_same_mode;                      /* a member with our --use-mutex was seen: we belong */
     void *on_dead_ctx;
     uv_udp_t udp;
     uv_timer_t tick_timer;
@@ -189,17 +189,20 @@ static void saveIncarnation(cluster *c, uint64_t inc) {
  * is refused (it stops with exit status 1). */
 static int clusterCheckMode(cluster *c, uint32_t id) {
     gossipMember m;
-    if (!gossipLookup(c->g, id, &m) || m.meta_len < 2 || m.meta[0] != CLUSTER_META_VERSION) return 0;
+    if (!gossipLookup(c->g, id, &m) || m.meta_len < 2 || m.meta[0] != CLUSTER_META_VERSION)
+        return 0;
     if (m.meta[1] == (uint8_t)c->srv->cfg.use_mutex) {
         c->met_same_mode = true;
         return 0;
     }
     if (c->met_same_mode) {
-        logError("member %" PRIu32 " runs --use-mutex %u but this cluster runs --use-mutex %d: it is refused", id,
-                 (unsigned)m.meta[1], c->srv->cfg.use_mutex);
+        logError("member %" PRIu32
+                 " runs --use-mutex %u but this cluster runs --use-mutex %d: it is refused",
+                 id, (unsigned)m.meta[1], c->srv->cfg.use_mutex);
         return 0;
     }
-    logError("refused: this cluster runs --use-mutex %u (member %" PRIu32 ") but this node runs --use-mutex %d; "
+    logError("refused: this cluster runs --use-mutex %u (member %" PRIu32
+             ") but this node runs --use-mutex %d; "
              "every node must use the same mode",
              (unsigned)m.meta[1], id, c->srv->cfg.use_mutex);
     c->srv->exit_code = 1;
@@ -640,6 +643,30 @@ int clusterMemberState(cluster *c, uint32_t id, char *host, size_t hostlen, int 
     if (host) snprintf(host, hostlen, "%s", m.addr.host);
     if (tcp_port) *tcp_port = m.addr.tcp_port;
     return (int)m.state;
+}
+
+int clusterForceLeave(cluster *c, uint32_t id, char *err, size_t errlen) {
+    gossipMember m;
+    bool known = gossipLookup(c->g, id, &m);
+    switch (gossipForceLeave(c->g, nowMs(c), id)) {
+    case GOSSIP_FORCE_LEAVE_OK:
+        break;
+    case GOSSIP_FORCE_LEAVE_UNKNOWN:
+        snprintf(err, errlen, "no member with id %" PRIu32, id);
+        return -1;
+    case GOSSIP_FORCE_LEAVE_SELF:
+        snprintf(err, errlen, "node %" PRIu32 " is this node: stop it to make it leave", id);
+        return -1;
+    case GOSSIP_FORCE_LEAVE_NOT_FAILED:
+        snprintf(err, errlen, "member %" PRIu32 " is %s; only a dead member can be forced to leave",
+                 id, known ? gossipStateName(m.state) : "not dead");
+        return -1;
+    }
+    if (known && m.state != GOSSIP_LEFT)
+        logWarn("member %" PRIu32 " (%s:%u) forced to leave by an operator", id, m.addr.host,
+                m.addr.tcp_port);
+    clusterDrain(c);
+    return 0;
 }
 
 void clusterOnMemberDead(cluster *c, void (*fn)(void *ctx, uint32_t id), void *ctx) {

@@ -38,6 +38,9 @@ void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx);
 /* The gossip state of a member (GOSSIP_ALIVE ...), or -1 when unknown;
  * host/port are filled when not NULL. */
 int clusterMemberState(cluster *c, uint32_t id, char *host, size_t hostlen, int *tcp_port);
+/* FORCE-LEAVE: marks a DEAD member LEFT and spreads it. Returns 0, or -1
+ * with a one-line reason in err. */
+int clusterForceLeave(cluster *c, uint32_t id, char *err, size_t errlen);
 /* Called with each member that gossip declares DEAD (set by the server). */
 void clusterOnMemberDead(cluster *c, void (*fn)(void *ctx, uint32_t id), void *ctx);
 /* Calls fn for each member other than this node that has not left the

@@ -507,6 +507,24 @@ void cmdMembers(client *c) {
     clusterReplyMembers(c->srv->cl, c->out);
 }
 
+/* FORCE-LEAVE id: a dead member is taken to have left (Consul's
+ * force-leave), so nobody waits for it any longer. */
+void cmdForceLeave(client *c) {
+    long long id;
+    if (!argToLongLong(&c->argv[1], &id) || id <= 0 || id > UINT32_MAX) {
+        respAddError(c->out, "ERR node id must be 1..4294967295");
+        return;
+    }
+    char err[200];
+    if (!c->srv->cl) {
+        respAddError(c->out, "ERR this node has no cluster membership");
+    } else if (clusterForceLeave(c->srv->cl, (uint32_t)id, err, sizeof err) != 0) {
+        respAddErrorFmt(c->out, "ERR %s", err);
+    } else {
+        respAddSimple(c->out, "OK");
+    }
+}
+
 /* DMKV.PUSHPULL state: node-to-node membership exchange. */
 void cmdPushPull(client *c) {
     buf reply;

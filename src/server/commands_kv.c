@@ -595,6 +595,7 @@ void cmdInfo(client *c);
 void cmdTime(client *c);
 void cmdShutdown(client *c);
 void cmdMembers(client *c);
+void cmdForceLeave(client *c);
 void cmdPushPull(client *c);
 
 #define W CMD_WRITE
@@ -642,6 +643,8 @@ command serverCommands[] = {
     {"shutdown", cmdShutdown, -1, A, 0, 0, 0, "Stop the agent cleanly", 0},
     {"members", cmdMembers, 1, 0, 0, 0, 0,
      "Cluster members: id, host, tcp, udp, state, incarnation, ms since change", 0},
+    {"force-leave", cmdForceLeave, 2, A, 0, 0, 0,
+     "FORCE-LEAVE id: a dead member is taken to have left; nobody waits for it", 0},
     {"dmkv.pushpull", cmdPushPull, 2, CMD_PEER, 0, 0, 0, "Node-to-node membership exchange", 0},
     {"dmkv.repl", cmdRepl, 2, CMD_PEER | W, 0, 0, 0, "Node-to-node replication of writes", 0},
     {"lock", cmdLock, -2, 0, 1, 1, 1,

@@ -113,6 +113,12 @@ typedef struct replPeer {
      * as its last read request said (merged tombstones wait for it). */
     uint64_t fed_upto;
     bool member; /* in the cluster (not left) as of the last tick */
+    /* It was forgotten here (it left, or was forced to) and may have come
+     * back holding keys whose deletes were collected meanwhile: our pages
+     * ask it to check its keys with us, until it does. */
+    bool recheck_owed;
+    /* It asked us that: a key check with it is due. */
+    bool recheck_wanted;
 } replPeer;
 
 /* Writes waiting for every member's acknowledgement (serialized writes):
@@ -166,7 +172,7 @@ typedef struct replState {
     buf verify_next_after; /* the last key of the page in flight */
     buf verify_page;       /* the page in flight, as request entries */
     uint32_t verify_count;
-    uint64_t verify_checked, verify_removed, verify_failures;
+    uint64_t verify_checked, verify_removed, verify_failures, verify_rechecks;
     /* The highest of this node's own write numbers a member reported
      * having seen, when above this node's own count (its data directory
      * is new or older than the cluster's record of it): writes wait
@@ -203,6 +209,12 @@ static replPeer *replPeerFind(replState *r, uint32_t id) {
     for (size_t i = 0; i < r->npeers; i++)
         if (r->peers[i]->id == id) return r->peers[i];
     return NULL;
+}
+
+static bool replKnows(const replState *r, uint32_t id) {
+    for (size_t i = 0; i < r->nknown; i++)
+        if (r->known[i] == id) return true;
+    return false;
 }
 
 static replPeer *replPeerFor(replState *r, uint32_t id, const char *host, int port) {
@@ -726,7 +738,12 @@ void cmdSync(client *c) {
     uint64_t from = q.epoch == r->epoch ? q.after : 0;
     replRememberSeen(r, q.requester, &q.summary, from);
     replCheckSelf(s, r, q.requester, &q.summary);
-    replSyncPage pg = {.done = true, .epoch = r->epoch};
+    replPeer *asker = replPeerFind(r, q.requester);
+    /* Only once it counts as a member here again: from then on no delete
+     * is collected here without it, so its check with us is complete. */
+    replSyncPage pg = {.done = true,
+                       .epoch = r->epoch,
+                       .recheck = asker && asker->recheck_owed && replKnows(r, q.requester)};
     vclockInit(&pg.summary);
     vclockCopy(&pg.summary, &s->summary);
     /* The records first: only a page that carries some is a send event
@@ -856,6 +873,12 @@ static void onSyncPage(void *ctx, const respReply *reply, const char *err) {
         p->cur_epoch = pg.epoch;
         p->have_first = false;
     }
+    if (pg.recheck && !p->recheck_wanted) {
+        logInfo("node %" PRIu32 " collected deletes while this node was out of the cluster: "
+                "checking this node's keys with it",
+                p->id);
+        p->recheck_wanted = true;
+    }
     if (!p->have_first) {
         vclockCopy(&p->first_summary, &pg.summary);
         p->have_first = true;
@@ -973,6 +996,8 @@ void cmdVerify(client *c) {
         goto out;
     }
     if (!peerServeCommitted(c, "store")) goto out;
+    replPeer *asker = replPeerFind(r, requester);
+    if (asker) asker->recheck_owed = false;
     uint8_t bits[(REPL_VERIFY_MAX_KEYS + 7) / 8] = {0};
     uint32_t i = 0;
     while (replVerifyNext(&rd, &k, &kl, &origin, &seq) == 1) {
@@ -1037,6 +1062,9 @@ static void verifyPage(server *s, replState *r, replPeer *p);
 
 static void verifyFinish(replState *r, uint32_t peer_id) {
     r->verify_done = true;
+    /* Pages it sent before it saw the pass asked for it again. */
+    replPeer *p = replPeerFind(r, peer_id);
+    if (p) p->recheck_wanted = false;
     if (r->verify_removed)
         logInfo("checked %" PRIu64 " keys with node %" PRIu32 ": removed %" PRIu64
                 " deleted while this node was away",
@@ -1139,7 +1167,19 @@ static void verifyPage(server *s, replState *r, replPeer *p) {
 
 /* Starts (or resumes) the pass with the first live member. */
 static void verifyTick(server *s, replState *r) {
-    if (r->verify_done || r->verify_inflight) return;
+    if (r->verify_inflight) return;
+    if (r->verify_done) { /* a member that forgot us asks for another pass */
+        for (size_t i = 0; i < r->npeers; i++) {
+            replPeer *p = r->peers[i];
+            if (!p->alive || !p->recheck_wanted) continue;
+            r->verify_done = false;
+            r->verify_begun = false;
+            r->verify_rechecks++;
+            verifyPage(s, r, p);
+            return;
+        }
+        return;
+    }
     for (size_t i = 0; i < r->npeers; i++)
         if (r->peers[i]->alive) {
             verifyPage(s, r, r->peers[i]);
@@ -1238,12 +1278,6 @@ static void catchUpOnRead(server *s, replState *r, replPeer *p) {
 
 static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port);
 
-static bool replKnows(const replState *r, uint32_t id) {
-    for (size_t i = 0; i < r->nknown; i++)
-        if (r->known[i] == id) return true;
-    return false;
-}
-
 bool replicationBehindSelf(server *s) {
     replState *r = s->repl;
     return r && r->self_behind > vclockGet(&s->summary, s->cfg.id);
@@ -1312,6 +1346,8 @@ static void replForgetLeft(server *s, replState *r) {
     size_t w = 0;
     for (size_t i = 0; i < r->nknown; i++) {
         if (clusterMemberState(s->cl, r->known[i], NULL, 0, NULL) == GOSSIP_LEFT) {
+            replPeer *p = replPeerFind(r, r->known[i]);
+            if (p) p->recheck_owed = true;
             r->known_dirty = true;
             continue;
         }
@@ -1508,21 +1544,22 @@ void replicationInfo(server *s, buf *out) {
         rounds += r->peers[i]->rounds;
         repaired += r->peers[i]->repaired;
     }
-    bufPrintf(
-        out,
-        "peers:%zu\r\nbatches_received:%" PRIu64 "\r\nwrites_applied:%" PRIu64
-        "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nwrites_fenced:%" PRIu64
-        "\r\nconflicts:%" PRIu64 "\r\nbatches_rejected:%" PRIu64 "\r\nanti_entropy_rounds:%" PRIu64
-        "\r\nanti_entropy_keys_repaired:%" PRIu64 "\r\nanti_entropy_pages_served:%" PRIu64
-        "\r\ntombstones_collected:%" PRIu64 "\r\nmembers_known:%zu\r\nmutex_catch_ups:%" PRIu64
-        "\r\nverify:%s\r\nverify_keys_checked:%" PRIu64 "\r\nverify_keys_removed:%" PRIu64 "\r\n",
-        r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->fenced, r->conflicts,
-        r->rejected, rounds, repaired, r->sync_pages_sent, r->tombstones_collected, r->nknown,
-        r->catch_ups,
-        r->verify_done       ? "done"
-        : r->verify_inflight ? "running"
-                             : "waiting",
-        r->verify_checked, r->verify_removed);
+    bufPrintf(out,
+              "peers:%zu\r\nbatches_received:%" PRIu64 "\r\nwrites_applied:%" PRIu64
+              "\r\nwrites_ignored:%" PRIu64 "\r\nwrites_stale:%" PRIu64 "\r\nwrites_fenced:%" PRIu64
+              "\r\nconflicts:%" PRIu64 "\r\nbatches_rejected:%" PRIu64
+              "\r\nanti_entropy_rounds:%" PRIu64 "\r\nanti_entropy_keys_repaired:%" PRIu64
+              "\r\nanti_entropy_pages_served:%" PRIu64 "\r\ntombstones_collected:%" PRIu64
+              "\r\nmembers_known:%zu\r\nmutex_catch_ups:%" PRIu64
+              "\r\nverify:%s\r\nverify_keys_checked:%" PRIu64 "\r\nverify_keys_removed:%" PRIu64
+              "\r\nverify_rechecks:%" PRIu64 "\r\n",
+              r->npeers, r->received_batches, r->applied, r->ignored, r->stale, r->fenced,
+              r->conflicts, r->rejected, rounds, repaired, r->sync_pages_sent,
+              r->tombstones_collected, r->nknown, r->catch_ups,
+              r->verify_done       ? "done"
+              : r->verify_inflight ? "running"
+                                   : "waiting",
+              r->verify_checked, r->verify_removed, r->verify_rechecks);
     uint64_t now = timeMonoMs();
     for (size_t i = 0; i < r->npeers; i++) {
         replPeer *p = r->peers[i];

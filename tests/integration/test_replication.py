@@ -1,9 +1,10 @@
 """Replication of writes (--use-mutex 0): the seed prototype's scenarios on
 a 3-node cluster, as asserting tests."""
+import signal
 import threading
 import time
 
-from dmkvtest import members, parse_info, start_cluster, wait_until
+from dmkvtest import RespError, members, parse_info, run_dmkv, start_cluster, wait_until
 
 
 def cluster(make_agent):
@@ -231,6 +232,68 @@ def test_tombstones_still_wait_for_a_dead_member_after_gossip_forgets_it(make_ag
     wait_until(lambda: n[2].call("GET", "doomed") is None, 15, "the returning node to learn of the delete")
     wait_until(lambda: all(int(repl_info(a)["tombstones"]) == 0 for a in n), 15, "tombstones collected")
     assert all(a.call("GET", "doomed") is None and a.call("DBSIZE") == 0 for a in n)
+
+
+def test_force_leave_of_a_dead_member_lets_its_tombstones_be_collected(make_agent):
+    n = cluster(make_agent)
+    assert n[0].call("SET", "doomed", "v") == "OK"
+    wait_until(lambda: all(a.call("GET", "doomed") == b"v" for a in n), 5, "the write everywhere")
+    wait_until(lambda: all(int(repl_info(a)["members_known"]) == 2 for a in n), 5, "members noted")
+    # Only a dead member can be forced out; bad ids are refused.
+    for arg, text in (("3", "member 3 is alive"), ("1", "node 1 is this node"), ("99", "no member with id 99"),
+                      ("x", "node id must be"), ("0", "node id must be")):
+        reply = n[0].call("FORCE-LEAVE", arg)
+        assert isinstance(reply, RespError) and text in reply.message, (arg, reply)
+    n[2].kill9()
+    wait_until(lambda: all(members(a)[3]["state"] == "dead" for a in n[:2]), 15, "node 3 declared dead")
+    assert n[0].call("DEL", "doomed") == 1
+    wait_until(lambda: n[1].call("GET", "doomed") is None, 5, "the delete on node 2")
+    # Node 3 is dead, not gone: the tombstones wait for it (four ticks).
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        assert all(int(repl_info(a)["tombstones"]) == 1 for a in n[:2])
+        time.sleep(0.1)
+    done = run_dmkv("force-leave", "--nodes", n[0].address, "3")
+    assert done.returncode == 0 and done.stdout.strip() == b"OK", done
+    # Node 2 hears it through gossip; both stop waiting and collect.
+    wait_until(lambda: all(members(a)[3]["state"] == "left" for a in n[:2]), 5, "node 3 left everywhere")
+    wait_until(lambda: all(int(repl_info(a)["members_known"]) == 1 for a in n[:2]), 5, "node 3 forgotten")
+    wait_until(lambda: all(int(repl_info(a)["tombstones"]) == 0 for a in n[:2]), 5, "tombstones collected")
+    assert all(a.call("GET", "doomed") is None and a.call("DBSIZE") == 0 for a in n[:2])
+    # Doing it again is harmless; the CLI reports a refusal with exit code 1.
+    assert n[1].call("FORCE-LEAVE", "3") == "OK"
+    refused = run_dmkv("force-leave", "--nodes", n[0].address, "2")
+    assert refused.returncode == 1 and b"member 2 is alive" in refused.stdout + refused.stderr, refused
+
+
+def test_a_node_forced_out_while_cut_off_comes_back_and_drops_keys_deleted_meanwhile(make_agent):
+    n = cluster(make_agent)
+    set_keys(n[0], "key%03d", 300)
+    wait_until(lambda: all(a.call("DBSIZE") == 300 for a in n), 10, "300 keys everywhere")
+    wait_until(lambda: all(int(repl_info(a)["members_known"]) == 2 for a in n), 5, "members noted")
+    wait_until(lambda: repl_info(n[2])["verify"] == "done", 10, "node 3's own key check at its start")
+    # Node 3 stops answering (SIGSTOP keeps its sockets and state): the
+    # others declare it dead and an operator forces it out.
+    n[2].proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: all(members(a)[3]["state"] == "dead" for a in n[:2]), 15, "node 3 declared dead")
+        assert n[0].call("FORCE-LEAVE", "3") == "OK"
+        wait_until(lambda: all(members(a)[3]["state"] == "left" for a in n[:2]), 5, "node 3 left everywhere")
+        assert n[0].call("DEL", *["key%03d" % i for i in range(0, 300, 3)]) == 100
+        wait_until(lambda: all(int(repl_info(a)["tombstones"]) == 0 and a.call("DBSIZE") == 200 for a in n[:2]),
+                   10, "the deletes collected on nodes 1 and 2")
+    finally:
+        n[2].proc.send_signal(signal.SIGCONT)
+    # It was running all along: it refutes the leave, is alive again, and
+    # checks its keys with a member that counts it again.
+    wait_until(lambda: all(members(a)[3]["state"] == "alive" for a in n[:2]), 15, "node 3 alive again")
+    wait_until(lambda: all(a.call("DBSIZE") == 200 for a in n), 15, "200 keys everywhere")
+    info = repl_info(n[2])
+    assert int(info["verify_keys_removed"]) == 100 and int(info["verify_rechecks"]) >= 1, info
+    for a in n:
+        got = a.redis().mget(["key%03d" % i for i in range(300)])
+        assert got == [None if i % 3 == 0 else b"v%d" % i for i in range(300)]
+    wait_until(lambda: all(int(repl_info(a)["members_known"]) == 2 for a in n), 5, "node 3 counted again")
 
 
 def test_a_node_that_left_and_returns_drops_keys_deleted_while_it_was_away(make_agent):

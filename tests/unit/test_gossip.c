@@ -604,6 +604,54 @@ static void test_leave_is_left_not_dead(void **state) {
     netFree(&net);
 }
 
+static void test_force_leave_takes_only_a_dead_member_and_spreads_left(void **state) {
+    tnet net;
+    netInit(&net, 4, 4, NULL);
+    netRun(&net, net.now + 3000);
+    assert_int_equal(gossipForceLeave(net.g[0], net.now, idOf(0)), GOSSIP_FORCE_LEAVE_SELF);
+    assert_int_equal(gossipForceLeave(net.g[0], net.now, 99), GOSSIP_FORCE_LEAVE_UNKNOWN);
+    assert_int_equal(gossipForceLeave(net.g[0], net.now, idOf(3)), GOSSIP_FORCE_LEAVE_NOT_FAILED);
+    assert_int_equal(stateAt(&net, 0, 3), GOSSIP_ALIVE);
+    net.up[3] = false; /* crashes */
+    uint64_t t0 = net.now;
+    while (stateAt(&net, 0, 3) != GOSSIP_DEAD) {
+        assert_true(net.now < t0 + 20000);
+        netRun(&net, net.now + 100);
+    }
+    assert_int_equal(gossipForceLeave(net.g[0], net.now, idOf(3)), GOSSIP_FORCE_LEAVE_OK);
+    assert_int_equal(stateAt(&net, 0, 3), GOSSIP_LEFT);
+    netRun(&net, net.now + 5000);
+    for (int i = 0; i < 3; i++) assert_int_equal(stateAt(&net, i, 3), GOSSIP_LEFT);
+    /* Again: already done. */
+    assert_int_equal(gossipForceLeave(net.g[1], net.now, idOf(3)), GOSSIP_FORCE_LEAVE_OK);
+    netFree(&net);
+}
+
+static void test_a_running_member_forced_out_refutes_and_is_alive_again(void **state) {
+    tnet net;
+    netInit(&net, 3, 3, NULL);
+    netRun(&net, net.now + 3000);
+    /* Node 2 is cut off from both others (it keeps running). */
+    for (int i = 0; i < 2; i++) net.cut[i][2] = net.cut[2][i] = true;
+    uint64_t t0 = net.now;
+    while (stateAt(&net, 0, 2) != GOSSIP_DEAD || stateAt(&net, 1, 2) != GOSSIP_DEAD) {
+        assert_true(net.now < t0 + 20000);
+        netRun(&net, net.now + 100);
+    }
+    assert_int_equal(gossipForceLeave(net.g[0], net.now, idOf(2)), GOSSIP_FORCE_LEAVE_OK);
+    netRun(&net, net.now + 2000);
+    assert_int_equal(stateAt(&net, 1, 2), GOSSIP_LEFT);
+    uint64_t inc = gossipSelfIncarnation(net.g[2]);
+    for (int i = 0; i < 2; i++) net.cut[i][2] = net.cut[2][i] = false;
+    t0 = net.now;
+    while (stateAt(&net, 0, 2) != GOSSIP_ALIVE || stateAt(&net, 1, 2) != GOSSIP_ALIVE) {
+        assert_true(net.now < t0 + 60000);
+        netRun(&net, net.now + 100);
+    }
+    assert_true(gossipSelfIncarnation(net.g[2]) > inc);
+    netFree(&net);
+}
+
 static void test_left_replaces_dead_but_dead_never_replaces_left(void **state) {
     tnet net;
     netInit(&net, 3, 3, NULL);
@@ -1145,6 +1193,8 @@ int main(void) {
         cmocka_unit_test(test_refutation_beats_suspicion),
         cmocka_unit_test(test_node_refutes_death_and_left_about_itself),
         cmocka_unit_test(test_leave_is_left_not_dead),
+        cmocka_unit_test(test_force_leave_takes_only_a_dead_member_and_spreads_left),
+        cmocka_unit_test(test_a_running_member_forced_out_refutes_and_is_alive_again),
         cmocka_unit_test(test_left_replaces_dead_but_dead_never_replaces_left),
         cmocka_unit_test(test_piggyback_retransmit_limit_is_respected),
         cmocka_unit_test(test_newer_update_replaces_older_in_queue),

@@ -364,10 +364,26 @@ static void test_sync_messages_round_trip_and_every_truncation_is_rejected(void 
     size_t at = 0;
     assert_int_equal(replSyncPageDecodeHead((const uint8_t *)b.data, b.len, &pout, &at), 0);
     assert_true(pout.done);
+    assert_false(pout.recheck);
     assert_int_equal(pout.epoch, 42);
     assert_int_equal(pout.next, 1234);
     assert_int_equal(at, head);
     assert_int_equal(vclockCompare(&pout.summary, &pg.summary), VCLOCK_EQUAL);
+    /* The two flags travel independently; any other flag bit is refused. */
+    for (int f = 0; f < 4; f++) {
+        replSyncPage two = pg;
+        two.done = f & 1;
+        two.recheck = (f & 2) != 0;
+        buf t;
+        bufInit(&t);
+        replSyncPageEncodeHead(&two, &t);
+        assert_int_equal(replSyncPageDecodeHead((const uint8_t *)t.data, t.len, &pout, &at), 0);
+        assert_int_equal(pout.done, two.done);
+        assert_int_equal(pout.recheck, two.recheck);
+        t.data[1] = (char)(4 | f);
+        assert_int_equal(replSyncPageDecodeHead((const uint8_t *)t.data, t.len, &pout, &at), -1);
+        bufFree(&t);
+    }
     for (size_t len = 0; len < head; len++) {
         vclockClear(&pout.summary);
         uint8_t *cut = malloc(len ? len : 1);
