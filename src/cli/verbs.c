@@ -32,14 +32,17 @@ static void verbUsage(const char *verb) {
                "since the last change,\nthen the node that leads the lock coordinator (Raft): "
                "`leader: node N (host:port)`,\nor `leader: none` while there is none.\n");
     else if (!strcmp(verb, "force-leave"))
-        printf("Usage: dmkv force-leave [--node I] [--nodes LIST] ID\n\n"
+        printf("Usage: dmkv force-leave [--nodes LIST] ID\n\n"
                "Tells the cluster that the dead member ID has left for good (like\n"
                "consul force-leave): the others stop waiting for it, so deletes made\n"
-               "since it died can be collected. Only a member that is dead for node I\n"
-               "is accepted; one that is in fact running (only cut off) refutes it\n"
-               "when it hears of it and is alive again.\n"
+               "since it died can be collected. Every node of --nodes is told (those\n"
+               "that cannot be reached are skipped), and prints its answer. Only a\n"
+               "member that is dead is accepted; one that is in fact running (only\n"
+               "cut off) refutes it when it hears of it and is alive again.\n"
                "A node that was a lock coordinator voter also needs RAFT REMOVE ID on\n"
-               "the leader (see docs/LOCKS.md).\n");
+               "the leader (see docs/LOCKS.md).\n\n"
+               "Exit code 0 when every node reached said OK, 1 when one refused, 3\n"
+               "when none could be reached.\n");
     else if (!strcmp(verb, "leader"))
         printf("Usage: dmkv leader [--node I] [--nodes LIST]\n\nPrints which node leads the lock "
                "coordinator (the Raft leader) as node I\nsees it: `node N at host:port (term T)`. "
@@ -284,8 +287,49 @@ int cliMainDel(int argc, char **argv) {
     return verbSimple("del", "DEL", argc, argv, 1, 100000);
 }
 
+/* Gossip spreads a forced leave from any node, but a member gossip has
+ * already forgotten is waited for by each node until it is told. */
 int cliMainForceLeave(int argc, char **argv) {
-    return verbSimple("force-leave", "FORCE-LEAVE", argc, argv, 1, 1);
+    verbOpts o;
+    size_t npos;
+    int rc = verbArgs("force-leave", argc, argv, 1, 1, &o, &npos);
+    if (rc >= 0) return rc;
+    const char *av[2] = {"FORCE-LEAVE", argv[optind]};
+    size_t al[2] = {strlen(av[0]), strlen(av[1])};
+    int reached = 0, refused = 0;
+    for (int i = 0; i < o.nnodes; i++) {
+        const cliNode *n = &o.nodes[i];
+        char err[512];
+        cliConn conn;
+        respReply *r = NULL;
+        int crc = cliConnectNode(&conn, n, o.timeout_ms, o.password, err, sizeof err);
+        if (crc != CLI_OK) { /* unreachable, or AUTH refused */
+            printf("node %d (%s:%d): %s%s\n", i + 1, n->host, n->port,
+                   crc == CLI_UNREACHABLE ? "skipped, " : "(error) ", err);
+            reached += crc != CLI_UNREACHABLE;
+            refused += crc != CLI_UNREACHABLE;
+            continue;
+        }
+        if (cliCall(&conn, 2, av, al, &r, err, sizeof err) != 0) {
+            cliClose(&conn);
+            printf("node %d (%s:%d): skipped, %s\n", i + 1, n->host, n->port, err);
+            continue;
+        }
+        cliClose(&conn);
+        reached++;
+        buf out;
+        bufInit(&out);
+        cliFormatReply(r, &out);
+        if (r->type == RESP_ERROR) refused++;
+        printf("node %d (%s:%d): %.*s\n", i + 1, n->host, n->port, (int)out.len, out.data);
+        bufFree(&out);
+        respReplyFree(r);
+    }
+    if (!reached) {
+        fprintf(stderr, "dmkv force-leave: no node of --nodes could be reached\n");
+        return CLI_UNREACHABLE;
+    }
+    return refused ? CLI_SERVER_ERROR : CLI_OK;
 }
 
 /* The bare number, so a script can use it: n=$(dmkv incr hits). */

@@ -653,7 +653,7 @@ int clusterForceLeave(cluster *c, uint32_t id, char *err, size_t errlen) {
         break;
     case GOSSIP_FORCE_LEAVE_UNKNOWN:
         snprintf(err, errlen, "no member with id %" PRIu32, id);
-        return -1;
+        return -2;
     case GOSSIP_FORCE_LEAVE_SELF:
         snprintf(err, errlen, "node %" PRIu32 " is this node: stop it to make it leave", id);
         return -1;

@@ -38,8 +38,8 @@ void clusterForEachAlive(cluster *c, clusterMemberFn fn, void *ctx);
 /* The gossip state of a member (GOSSIP_ALIVE ...), or -1 when unknown;
  * host/port are filled when not NULL. */
 int clusterMemberState(cluster *c, uint32_t id, char *host, size_t hostlen, int *tcp_port);
-/* FORCE-LEAVE: marks a DEAD member LEFT and spreads it. Returns 0, or -1
- * with a one-line reason in err. */
+/* FORCE-LEAVE: marks a DEAD member LEFT and spreads it. Returns 0, -2
+ * when gossip knows no such member, or -1 otherwise; err says why. */
 int clusterForceLeave(cluster *c, uint32_t id, char *err, size_t errlen);
 /* Called with each member that gossip declares DEAD (set by the server). */
 void clusterOnMemberDead(cluster *c, void (*fn)(void *ctx, uint32_t id), void *ctx);

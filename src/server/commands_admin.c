@@ -508,7 +508,9 @@ void cmdMembers(client *c) {
 }
 
 /* FORCE-LEAVE id: a dead member is taken to have left (Consul's
- * force-leave), so nobody waits for it any longer. */
+ * force-leave), so nobody waits for it any longer. Gossip spreads it; a
+ * member gossip has already forgotten (dead for longer than
+ * --dead-retain-ms) is only forgotten here, and each node is told. */
 void cmdForceLeave(client *c) {
     long long id;
     if (!argToLongLong(&c->argv[1], &id) || id <= 0 || id > UINT32_MAX) {
@@ -516,9 +518,11 @@ void cmdForceLeave(client *c) {
         return;
     }
     char err[200];
+    int rc;
     if (!c->srv->cl) {
         respAddError(c->out, "ERR this node has no cluster membership");
-    } else if (clusterForceLeave(c->srv->cl, (uint32_t)id, err, sizeof err) != 0) {
+    } else if ((rc = clusterForceLeave(c->srv->cl, (uint32_t)id, err, sizeof err)) != 0 &&
+               !(rc == -2 && replicationForget(c->srv, (uint32_t)id))) {
         respAddErrorFmt(c->out, "ERR %s", err);
     } else {
         respAddSimple(c->out, "OK");

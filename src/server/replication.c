@@ -1338,22 +1338,35 @@ static void replSaveKnown(replState *r) {
     bufFree(&b);
 }
 
+static void replForgetAt(replState *r, size_t i) {
+    replPeer *p = replPeerFind(r, r->known[i]);
+    if (p) p->recheck_owed = true;
+    r->known[i] = r->known[--r->nknown];
+    r->known_dirty = true;
+}
+
+bool replicationForget(server *s, uint32_t id) {
+    replState *r = replOf(s);
+    if (!r) return false;
+    for (size_t i = 0; i < r->nknown; i++) {
+        if (r->known[i] != id) continue;
+        replForgetAt(r, i);
+        replSaveKnown(r);
+        logWarn("member %" PRIu32 " forced to leave by an operator: deletes no longer wait for it",
+                id);
+        return true;
+    }
+    return false;
+}
+
 /* Members that left are forgotten: tombstones no longer wait for them.
  * Only a leave counts: a member gossip does not know (this node has just
  * restarted and not yet heard of it, or gossip stopped keeping a member
  * dead for long) may still come back with writes of its own. */
 static void replForgetLeft(server *s, replState *r) {
-    size_t w = 0;
-    for (size_t i = 0; i < r->nknown; i++) {
-        if (clusterMemberState(s->cl, r->known[i], NULL, 0, NULL) == GOSSIP_LEFT) {
-            replPeer *p = replPeerFind(r, r->known[i]);
-            if (p) p->recheck_owed = true;
-            r->known_dirty = true;
-            continue;
-        }
-        r->known[w++] = r->known[i];
-    }
-    r->nknown = w;
+    for (size_t i = r->nknown; i-- > 0;)
+        if (clusterMemberState(s->cl, r->known[i], NULL, 0, NULL) == GOSSIP_LEFT)
+            replForgetAt(r, i);
 }
 
 typedef struct gcCtx {

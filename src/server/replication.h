@@ -50,6 +50,10 @@ bool replicationBehindSelf(server *s);
 /* Whether any other member (alive or not, not left) is known: without
  * one, a delete needs no tombstone. */
 bool replicationHasMembers(server *s);
+/* FORCE-LEAVE of a member gossip no longer lists (dead for longer than
+ * --dead-retain-ms): tombstones stop waiting for it on this node. Returns
+ * whether it was still waited for. */
+bool replicationForget(server *s, uint32_t id);
 /* Starts anti-entropy and tombstone collection (needs the cluster). */
 void replicationStart(server *s);
 void replicationStop(server *s);

@@ -208,7 +208,9 @@ def test_tombstones_wait_for_a_dead_member_and_the_delete_reaches_it_when_it_ret
     assert all(a.call("GET", "doomed") is None for a in n)
 
 
-def test_tombstones_still_wait_for_a_dead_member_after_gossip_forgets_it(make_agent):
+def delete_after_gossip_forgot_node_3(make_agent):
+    """A 3-node cluster holding "doomed"; node 3 killed, declared dead and
+    then dropped from gossip's table altogether; "doomed" deleted."""
     n = start_cluster(make_agent, 3, flags=("--dead-retain-ms", "500"))
     wait_until(lambda: all(sum(1 for m in members(a).values() if m["state"] == "alive") == 3 for a in n),
                15, "every node to see 3 alive members")
@@ -216,10 +218,14 @@ def test_tombstones_still_wait_for_a_dead_member_after_gossip_forgets_it(make_ag
     wait_until(lambda: all(a.call("GET", "doomed") == b"v" for a in n), 5, "the write everywhere")
     wait_until(lambda: all(int(repl_info(a)["members_known"]) == 2 for a in n), 5, "members noted")
     n[2].kill9()
-    # Declared dead, then dropped from gossip's table altogether.
     wait_until(lambda: all(3 not in members(a) for a in n[:2]), 20, "gossip to forget node 3")
     assert n[0].call("DEL", "doomed") == 1
     wait_until(lambda: n[1].call("GET", "doomed") is None, 5, "the delete on node 2")
+    return n
+
+
+def test_tombstones_still_wait_for_a_dead_member_after_gossip_forgets_it(make_agent):
+    n = delete_after_gossip_forgot_node_3(make_agent)
     # Node 3 did not leave: it may come back holding the value, so the
     # tombstones stay.
     deadline = time.monotonic() + 1.5
@@ -254,7 +260,7 @@ def test_force_leave_of_a_dead_member_lets_its_tombstones_be_collected(make_agen
         assert all(int(repl_info(a)["tombstones"]) == 1 for a in n[:2])
         time.sleep(0.1)
     done = run_dmkv("force-leave", "--nodes", n[0].address, "3")
-    assert done.returncode == 0 and done.stdout.strip() == b"OK", done
+    assert done.returncode == 0 and done.stdout.decode() == "node 1 (%s): OK\n" % n[0].address, done
     # Node 2 hears it through gossip; both stop waiting and collect.
     wait_until(lambda: all(members(a)[3]["state"] == "left" for a in n[:2]), 5, "node 3 left everywhere")
     wait_until(lambda: all(int(repl_info(a)["members_known"]) == 1 for a in n[:2]), 5, "node 3 forgotten")
@@ -263,7 +269,30 @@ def test_force_leave_of_a_dead_member_lets_its_tombstones_be_collected(make_agen
     # Doing it again is harmless; the CLI reports a refusal with exit code 1.
     assert n[1].call("FORCE-LEAVE", "3") == "OK"
     refused = run_dmkv("force-leave", "--nodes", n[0].address, "2")
-    assert refused.returncode == 1 and b"member 2 is alive" in refused.stdout + refused.stderr, refused
+    assert refused.returncode == 1 and b"member 2 is alive" in refused.stdout, refused
+
+
+def test_force_leave_of_a_member_gossip_has_forgotten_is_told_to_every_node(make_agent):
+    n = delete_after_gossip_forgot_node_3(make_agent)
+    assert all(int(repl_info(a)["tombstones"]) == 1 for a in n[:2])
+    # Gossip cannot spread it any more: the client tells each node (node 3
+    # is down and skipped).
+    out = run_dmkv("force-leave", "--nodes", ",".join(a.address for a in n), "3")
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 0, out
+    assert lines[:2] == ["node 1 (%s): OK" % n[0].address, "node 2 (%s): OK" % n[1].address], lines
+    assert lines[2].startswith("node 3 (%s): skipped, " % n[2].address), lines
+    wait_until(lambda: all(int(repl_info(a)["tombstones"]) == 0 for a in n[:2]), 5, "tombstones collected")
+    assert all(int(repl_info(a)["members_known"]) == 1 for a in n[:2])
+    # Told twice: nothing waits for it, and no member has that id.
+    again = n[0].call("FORCE-LEAVE", "3")
+    assert isinstance(again, RespError) and "no member with id 3" in again.message
+    # It comes back after all, with the deleted key: its check drops it.
+    n[2].start()
+    wait_until(lambda: n[2].call("DBSIZE") == 0 and repl_info(n[2])["verify"] == "done", 15,
+               "node 3 to drop the deleted key")
+    wait_until(lambda: all(int(repl_info(a)["members_known"]) == 2 for a in n), 10, "node 3 counted again")
+    assert all(a.call("GET", "doomed") is None for a in n)
 
 
 def test_a_node_forced_out_while_cut_off_comes_back_and_drops_keys_deleted_meanwhile(make_agent):
