@@ -71,6 +71,7 @@
 /* ... unless that much is waiting. */
 #define REPL_WINDOW_BYTES   (256u << 10)
 #define REPL_PEERS_META_KEY "repl-peers"
+#define REPL_OWED_META_KEY  "repl-recheck-owed"
 /* A catch-up waits at most this long (longer than a feed request's call
  * timeout), so a member that moved or was forgotten cannot hold it. */
 #define REPL_CATCH_UP_MAX_MS 6000
@@ -113,11 +114,7 @@ typedef struct replPeer {
      * as its last read request said (merged tombstones wait for it). */
     uint64_t fed_upto;
     bool member; /* in the cluster (not left) as of the last tick */
-    /* It was forgotten here (it left, or was forced to) and may have come
-     * back holding keys whose deletes were collected meanwhile: our pages
-     * ask it to check its keys with us, until it does. */
-    bool recheck_owed;
-    /* It asked us that: a key check with it is due. */
+    /* It asked us to check our keys with it (it had forgotten us). */
     bool recheck_wanted;
 } replPeer;
 
@@ -182,6 +179,11 @@ typedef struct replState {
     uint32_t *known;
     size_t nknown;
     bool known_dirty;
+    /* Members forgotten here (they left, or were forced to), saved: one
+     * may come back holding keys whose deletes were collected meanwhile,
+     * so our pages ask it to check its keys with us, until it does. */
+    uint32_t *owed;
+    size_t nowed;
     buf scratch;
 } replState;
 
@@ -211,10 +213,29 @@ static replPeer *replPeerFind(replState *r, uint32_t id) {
     return NULL;
 }
 
-static bool replKnows(const replState *r, uint32_t id) {
-    for (size_t i = 0; i < r->nknown; i++)
-        if (r->known[i] == id) return true;
+static bool idsHas(const uint32_t *v, size_t n, uint32_t id) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == id) return true;
     return false;
+}
+
+static bool idsRemove(uint32_t *v, size_t *n, uint32_t id) {
+    for (size_t i = 0; i < *n; i++) {
+        if (v[i] != id) continue;
+        v[i] = v[--*n];
+        return true;
+    }
+    return false;
+}
+
+static void idsAdd(uint32_t **v, size_t *n, uint32_t id) {
+    if (idsHas(*v, *n, id)) return;
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = id;
+}
+
+static bool replKnows(const replState *r, uint32_t id) {
+    return idsHas(r->known, r->nknown, id);
 }
 
 static replPeer *replPeerFor(replState *r, uint32_t id, const char *host, int port) {
@@ -738,12 +759,12 @@ void cmdSync(client *c) {
     uint64_t from = q.epoch == r->epoch ? q.after : 0;
     replRememberSeen(r, q.requester, &q.summary, from);
     replCheckSelf(s, r, q.requester, &q.summary);
-    replPeer *asker = replPeerFind(r, q.requester);
     /* Only once it counts as a member here again: from then on no delete
      * is collected here without it, so its check with us is complete. */
     replSyncPage pg = {.done = true,
                        .epoch = r->epoch,
-                       .recheck = asker && asker->recheck_owed && replKnows(r, q.requester)};
+                       .recheck =
+                           idsHas(r->owed, r->nowed, q.requester) && replKnows(r, q.requester)};
     vclockInit(&pg.summary);
     vclockCopy(&pg.summary, &s->summary);
     /* The records first: only a page that carries some is a send event
@@ -996,8 +1017,7 @@ void cmdVerify(client *c) {
         goto out;
     }
     if (!peerServeCommitted(c, "store")) goto out;
-    replPeer *asker = replPeerFind(r, requester);
-    if (asker) asker->recheck_owed = false;
+    if (idsRemove(r->owed, &r->nowed, requester)) r->known_dirty = true; /* saved next tick */
     uint8_t bits[(REPL_VERIFY_MAX_KEYS + 7) / 8] = {0};
     uint32_t i = 0;
     while (replVerifyNext(&rd, &k, &kl, &origin, &seq) == 1) {
@@ -1305,42 +1325,52 @@ static void markMember(void *ctx, uint32_t id, const char *host, int tcp_port) {
     replPeer *p = replPeerFor(r, id, host, tcp_port);
     if (p) p->member = true;
     if (replKnows(r, id)) return;
-    r->known = xrealloc(r->known, (r->nknown + 1) * sizeof *r->known);
-    r->known[r->nknown++] = id;
+    idsAdd(&r->known, &r->nknown, id);
     r->known_dirty = true;
 }
 
-static void replLoadKnown(replState *r) {
+/* A saved id list: u32 little-endian ids. */
+static void idsLoad(store *st, const char *meta_key, uint32_t **v, size_t *n) {
     buf b;
     bufInit(&b);
-    if (storeMetaGet(r->srv->st, REPL_PEERS_META_KEY, &b) == STORE_OK && b.len % 4 == 0) {
-        r->nknown = b.len / 4;
-        r->known = xmalloc((r->nknown ? r->nknown : 1) * sizeof *r->known);
-        for (size_t i = 0; i < r->nknown; i++) {
+    if (storeMetaGet(st, meta_key, &b) == STORE_OK && b.len % 4 == 0) {
+        for (size_t i = 0; i < b.len / 4; i++) {
             const uint8_t *q = (const uint8_t *)b.data + 4 * i;
-            r->known[i] =
-                (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+            idsAdd(v, n,
+                   (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                       (uint32_t)q[3] << 24);
         }
     }
     bufFree(&b);
 }
 
-static void replSaveKnown(replState *r) {
+static int idsSave(store *st, const char *meta_key, const uint32_t *v, size_t n) {
     buf b;
     bufInit(&b);
-    for (size_t i = 0; i < r->nknown; i++) {
-        uint8_t q[4] = {(uint8_t)r->known[i], (uint8_t)(r->known[i] >> 8),
-                        (uint8_t)(r->known[i] >> 16), (uint8_t)(r->known[i] >> 24)};
+    for (size_t i = 0; i < n; i++) {
+        uint8_t q[4] = {(uint8_t)v[i], (uint8_t)(v[i] >> 8), (uint8_t)(v[i] >> 16),
+                        (uint8_t)(v[i] >> 24)};
         bufAppend(&b, q, 4);
     }
-    if (storeMetaPut(r->srv->st, REPL_PEERS_META_KEY, b.data, b.len) == STORE_OK)
-        r->known_dirty = false;
+    int rc = storeMetaPut(st, meta_key, b.data, b.len);
     bufFree(&b);
+    return rc;
+}
+
+static void replLoadKnown(replState *r) {
+    idsLoad(r->srv->st, REPL_PEERS_META_KEY, &r->known, &r->nknown);
+    idsLoad(r->srv->st, REPL_OWED_META_KEY, &r->owed, &r->nowed);
+}
+
+/* The members waited for, and those owed a key check. */
+static void replSaveKnown(replState *r) {
+    if (idsSave(r->srv->st, REPL_PEERS_META_KEY, r->known, r->nknown) == STORE_OK &&
+        idsSave(r->srv->st, REPL_OWED_META_KEY, r->owed, r->nowed) == STORE_OK)
+        r->known_dirty = false;
 }
 
 static void replForgetAt(replState *r, size_t i) {
-    replPeer *p = replPeerFind(r, r->known[i]);
-    if (p) p->recheck_owed = true;
+    idsAdd(&r->owed, &r->nowed, r->known[i]);
     r->known[i] = r->known[--r->nknown];
     r->known_dirty = true;
 }
@@ -1494,6 +1524,7 @@ static void replStateFree(replState *r) {
     bufFree(&r->verify_next_after);
     bufFree(&r->verify_page);
     free(r->known);
+    free(r->owed);
     free(r);
 }
 
