@@ -1369,24 +1369,20 @@ static void replSaveKnown(replState *r) {
         r->known_dirty = false;
 }
 
-static void replForgetAt(replState *r, size_t i) {
-    idsAdd(&r->owed, &r->nowed, r->known[i]);
-    r->known[i] = r->known[--r->nknown];
+/* Stops waiting for a member, and owes it a key check. */
+static bool replForget(replState *r, uint32_t id) {
+    if (!idsRemove(r->known, &r->nknown, id)) return false;
+    idsAdd(&r->owed, &r->nowed, id);
     r->known_dirty = true;
+    return true;
 }
 
 bool replicationForget(server *s, uint32_t id) {
     replState *r = replOf(s);
-    if (!r) return false;
-    for (size_t i = 0; i < r->nknown; i++) {
-        if (r->known[i] != id) continue;
-        replForgetAt(r, i);
-        replSaveKnown(r);
-        logWarn("member %" PRIu32 " forced to leave by an operator: deletes no longer wait for it",
-                id);
-        return true;
-    }
-    return false;
+    if (!r || !replForget(r, id)) return false;
+    replSaveKnown(r);
+    logWarn("member %" PRIu32 " forced to leave by an operator: deletes no longer wait for it", id);
+    return true;
 }
 
 /* Members that left are forgotten: tombstones no longer wait for them.
@@ -1396,7 +1392,7 @@ bool replicationForget(server *s, uint32_t id) {
 static void replForgetLeft(server *s, replState *r) {
     for (size_t i = r->nknown; i-- > 0;)
         if (clusterMemberState(s->cl, r->known[i], NULL, 0, NULL) == GOSSIP_LEFT)
-            replForgetAt(r, i);
+            replForget(r, r->known[i]);
 }
 
 typedef struct gcCtx {
