@@ -14,7 +14,7 @@
 
 #include "util/log.h"
 
-#define NET_BACKLOG 511
+#define NET_BACKLOG          511
 #define NET_READ_CHUNK_BYTES (64 * 1024)
 /* An idle connection gives back input buffers that grew past this. */
 #define NET_KEEP_BUFFER_BYTES (256 * 1024)
@@ -37,8 +37,8 @@ struct netConn {
     char peer[64];
     uint64_t bytes_in;
     uint64_t bytes_out;
-    netConn *next, *prev;       /* all connections */
-    netConn *flush_next;        /* connections with output to flush */
+    netConn *next, *prev; /* all connections */
+    netConn *flush_next;  /* connections with output to flush */
 };
 
 struct netServer {
@@ -64,8 +64,10 @@ struct netServer {
 static void connFlush(netConn *c);
 
 static void connUnlink(netServer *s, netConn *c) {
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
 }
@@ -163,8 +165,10 @@ static void onWriteDone(uv_write_t *req, int status) {
     c->bytes_out += c->inflight.len;
     bufClear(&c->inflight);
     bufShrink(&c->inflight, NET_KEEP_BUFFER_BYTES);
-    if (c->out.len) connFlush(c);
-    else connAllWritten(c);
+    if (c->out.len)
+        connFlush(c);
+    else
+        connAllWritten(c);
 }
 
 static void connFlush(netConn *c) {
@@ -173,7 +177,8 @@ static void connFlush(netConn *c) {
         if (c->closing) connCloseNow(c);
         return;
     }
-    uv_buf_t ub = uv_buf_init(c->out.data, (unsigned)(c->out.len > UINT32_MAX ? UINT32_MAX : c->out.len));
+    uv_buf_t ub =
+        uv_buf_init(c->out.data, (unsigned)(c->out.len > UINT32_MAX ? UINT32_MAX : c->out.len));
     int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
     if (n < 0 && n != UV_EAGAIN) {
         connCloseNow(c);
@@ -204,19 +209,25 @@ static void connFlush(netConn *c) {
 
 void netServerFlush(netServer *s) {
     if (s->h.before_flush) s->h.before_flush(s->h.ctx);
-    /* Flushing may run on_drained, which may queue more output: loop until
-     * the list is empty. */
-    while (s->flush_list) {
-        netConn *list = s->flush_list;
-        s->flush_list = NULL;
-        while (list) {
-            netConn *c = list;
-            list = c->flush_next;
-            c->flush_next = NULL;
-            c->want_flush = false;
-            connFlush(c);
+    /* Flushing may run on_drained, and after_flush may complete requests
+     * (writes waiting on the members): both may queue more output, so loop
+     * until the list stays empty. */
+    for (;;) {
+        while (s->flush_list) {
+            netConn *list = s->flush_list;
+            s->flush_list = NULL;
+            while (list) {
+                netConn *c = list;
+                list = c->flush_next;
+                c->flush_next = NULL;
+                c->want_flush = false;
+                connFlush(c);
+            }
+            if (s->flush_list && s->h.before_flush) s->h.before_flush(s->h.ctx);
         }
-        if (s->flush_list && s->h.before_flush) s->h.before_flush(s->h.ctx);
+        if (s->h.after_flush) s->h.after_flush(s->h.ctx);
+        if (!s->flush_list) break;
+        if (s->h.before_flush) s->h.before_flush(s->h.ctx);
     }
 }
 
@@ -354,7 +365,8 @@ void netServerFree(netServer *s) {
 int netServerBoundPort(netServer *s) {
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (!s->listening || uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if (!s->listening || uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
     if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return -1;

@@ -9,6 +9,8 @@
  * connection's pending output, one syscall each when the socket accepts
  * it. That ordering is what makes "reply only after the write is durable"
  * cheap: one commit and one fsync cover every client of the iteration.
+ * Then the after_flush hook runs (where the server feeds the other
+ * members), and whatever it queued is written too.
  *
  * The layer knows nothing of RESP or commands. */
 #ifndef DMKV_NET_NET_H
@@ -35,6 +37,8 @@ typedef struct netHandlers {
     void (*on_close)(void *ctx, netConn *c);
     /* End of a loop iteration, before pending output is written. */
     void (*before_flush)(void *ctx);
+    /* End of a loop iteration, after pending output was written. */
+    void (*after_flush)(void *ctx);
 } netHandlers;
 
 netServer *netServerCreate(uv_loop_t *loop, const netHandlers *h);

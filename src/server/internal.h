@@ -115,6 +115,7 @@ struct server {
     store *st;
     nodeClock clock;
     bool clock_dirty;
+    bool repl_flush_due; /* a commit made batches that go out after the replies */
     /* For each origin, the write sequence number up to which this node
      * has seen all of that origin's writes (see replicate.h); its own
      * entry numbers this node's writes. Saved with the batch it changes. */
@@ -154,6 +155,8 @@ void serverNewVersion(server *s, storeVersion *v);
  * loop's replies are flushed), with the same failure handling. Returns
  * STORE_OK or STORE_ERR. */
 int serverCommitNow(server *s);
+/* Sends the batches of the last commit to the members, if not yet sent. */
+void serverSendReplication(server *s);
 const command *serverLookupCommand(const char *name, size_t len);
 /* Blocks the client after its current command: no reply yet, and its
  * later commands wait. Unblock after appending the reply; the client's

@@ -4,7 +4,8 @@
  * replies go to the connection's output buffer. Writes join the store's
  * open batch. At the end of the loop iteration (the net layer's
  * before_flush hook) the batch is committed, with an fsync when
- * --fsync always, and only then are replies written to sockets. If the
+ * --fsync always, and only then are replies written to sockets; the
+ * batch's writes go to the other members after that (after_flush). If the
  * commit fails, no client is told its write succeeded: the replies of
  * every write in the batch are replaced by an error.
  *
@@ -271,7 +272,19 @@ void serverStoreFailed(client *c) {
     if (!only_write) netConnClose(c->conn);
 }
 
+/* Members get a commit's batches after the clients got their replies, as
+ * a Redis master feeds its replicas after answering: a reply then does
+ * not wait behind the sends and the wake-ups of the members they cause.
+ * The next commit sends what is still due first, so a batch and the
+ * serialized writes waiting on its acknowledgements stay together. */
+void serverSendReplication(server *s) {
+    if (!s->repl_flush_due) return;
+    s->repl_flush_due = false;
+    replicationFlush(s);
+}
+
 int serverCommitNow(server *s) {
+    serverSendReplication(s);
     /* A dirty clock without a data write comes from traced reads and
      * membership events: it is saved too, so a restarted node never
      * reuses an event's sequence number. */
@@ -288,7 +301,7 @@ int serverCommitNow(server *s) {
         snprintf(msg, sizeof msg, "%s", storeError(s->st));
         serverBatchFail(s, NULL, msg);
     } else {
-        replicationFlush(s);
+        s->repl_flush_due = true;
     }
     for (client *c = s->batch_clients, *next; c; c = next) {
         next = c->batch_next;
@@ -301,6 +314,10 @@ int serverCommitNow(server *s) {
 
 static void serverBeforeFlush(void *ctx) {
     serverCommitNow(ctx);
+}
+
+static void serverAfterFlush(void *ctx) {
+    serverSendReplication(ctx);
 }
 
 /* ---------- clients ---------- */
@@ -605,6 +622,7 @@ static void onCoordStopped(void *ctx) {
 
 static void onClusterStopped(void *ctx) {
     server *s = ctx;
+    serverSendReplication(s);
     replicationStop(s);
     eventsStop(s);
     coordStop(s, onCoordStopped, s);
@@ -685,6 +703,7 @@ int serverRun(const serverConfig *cfg) {
         .on_drained = onDrained,
         .on_close = onClose,
         .before_flush = serverBeforeFlush,
+        .after_flush = serverAfterFlush,
     };
     s->net = netServerCreate(&a->loop, &h);
     if (netServerListen(s->net, cfg->host, cfg->tcp_port, err, sizeof err) != 0) {

@@ -26,6 +26,9 @@ typedef struct tinyServer {
     int port;
     int flushes;
     size_t open_conns;
+    netConn *late;              /* sent LATE: answered from after_flush */
+    int answer_late;            /* after_flush answers it only once set */
+    size_t late_pending_before; /* its unwritten bytes when after_flush ran */
 } tinyServer;
 
 typedef struct tinyConn {
@@ -41,7 +44,6 @@ static void tinyOpen(void *ctx, netConn *c) {
 }
 
 static void tinyData(void *ctx, netConn *c) {
-    (void)ctx;
     tinyConn *tc = netConnGetData(c);
     buf *in = netConnInput(c);
     size_t pos = 0;
@@ -53,10 +55,14 @@ static void tinyData(void *ctx, netConn *c) {
             respArg *a = tc->parser.argv;
             if (a[0].len == 4 && !memcmp(data + a[0].off, "PING", 4)) {
                 respAddSimple(netConnOutput(c), "PONG");
-            } else if (a[0].len == 4 && !memcmp(data + a[0].off, "ECHO", 4) && tc->parser.argc == 2) {
+            } else if (a[0].len == 4 && !memcmp(data + a[0].off, "ECHO", 4) &&
+                       tc->parser.argc == 2) {
                 respAddBulk(netConnOutput(c), data + a[1].off, a[1].len);
             } else if (a[0].len == 4 && !memcmp(data + a[0].off, "QUIT", 4)) {
                 netConnClose(c);
+            } else if (a[0].len == 4 && !memcmp(data + a[0].off, "LATE", 4) && ctx) {
+                respAddSimple(netConnOutput(c), "EARLY");
+                ((tinyServer *)ctx)->late = c;
             }
         }
         pos += tc->parser.consumed;
@@ -79,10 +85,25 @@ static void tinyBeforeFlush(void *ctx) {
     t->flushes++;
 }
 
+/* Answers LATE after the iteration's output was written, as the agent
+ * feeds its members after the replies. */
+static void tinyAfterFlush(void *ctx) {
+    tinyServer *t = ctx;
+    if (!t->late || !t->answer_late) return;
+    t->late_pending_before = netConnPendingBytes(t->late);
+    respAddSimple(netConnOutput(t->late), "LATE");
+    netConnWantFlush(t->late);
+    t->late = NULL;
+}
+
 static void tinyStart(uv_loop_t *loop, tinyServer *t) {
     memset(t, 0, sizeof *t);
-    netHandlers h = {.ctx = t, .on_open = tinyOpen, .on_data = tinyData, .on_close = tinyClose,
-                     .before_flush = tinyBeforeFlush};
+    netHandlers h = {.ctx = t,
+                     .on_open = tinyOpen,
+                     .on_data = tinyData,
+                     .on_close = tinyClose,
+                     .before_flush = tinyBeforeFlush,
+                     .after_flush = tinyAfterFlush};
     t->net = netServerCreate(loop, &h);
     char err[200];
     assert_int_equal(netServerListen(t->net, "127.0.0.1", 0, err, sizeof err), 0);
@@ -92,6 +113,22 @@ static void tinyStart(uv_loop_t *loop, tinyServer *t) {
 
 static void tinyStopped(void *ctx) {
     (void)ctx;
+}
+
+/* A fresh loop with a tiny server on it and a peer linked to it. */
+static netPeer *tinyOpenPair(uv_loop_t *loop, tinyServer *t, const netPeerOptions *o) {
+    uv_loop_init(loop);
+    tinyStart(loop, t);
+    return netPeerCreate(loop, "127.0.0.1", t->port, o);
+}
+
+/* Closes the peer and the server and checks the loop has nothing left. */
+static void tinyFinish(uv_loop_t *loop, tinyServer *t, netPeer *p) {
+    netPeerClose(p);
+    netServerShutdown(t->net, tinyStopped);
+    uv_run(loop, UV_RUN_DEFAULT);
+    netServerFree(t->net);
+    assert_int_equal(uv_loop_close(loop), 0);
 }
 
 /* ---- call bookkeeping ---- */
@@ -131,10 +168,8 @@ static void runUntil(uv_loop_t *loop, const int *counter, int target) {
 static void test_pipelined_calls_get_their_own_replies_in_order(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tinyServer t;
-    tinyStart(&loop, &t);
-    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, NULL);
+    netPeer *p = tinyOpenPair(&loop, &t, NULL);
     callResult res = {0};
     for (int i = 0; i < 2000; i++) {
         char num[16];
@@ -188,11 +223,9 @@ static void test_unreachable_peer_fails_every_call_with_a_reason(void **state) {
 static void test_a_silent_peer_times_out_and_the_next_call_reconnects(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tinyServer t;
-    tinyStart(&loop, &t);
     netPeerOptions o = {.call_timeout_ms = 200, .connect_timeout_ms = 200};
-    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, &o);
+    netPeer *p = tinyOpenPair(&loop, &t, &o);
     callResult res = {0};
     echoCall *c = calloc(1, sizeof *c);
     c->res = &res;
@@ -210,20 +243,14 @@ static void test_a_silent_peer_times_out_and_the_next_call_reconnects(void **sta
     runUntil(&loop, &res2.done, 1);
     assert_int_equal(res2.failed, 0);
     assert_int_equal(res2.in_order, 1);
-    netPeerClose(p);
-    netServerShutdown(t.net, tinyStopped);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    netServerFree(t.net);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    tinyFinish(&loop, &t, p);
 }
 
 static void test_server_closing_the_connection_fails_pending_calls(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tinyServer t;
-    tinyStart(&loop, &t);
-    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, NULL);
+    netPeer *p = tinyOpenPair(&loop, &t, NULL);
     callResult res = {0};
     const char *quit[1] = {"QUIT"};
     const char *ping[1] = {"PING"};
@@ -236,20 +263,14 @@ static void test_server_closing_the_connection_fails_pending_calls(void **state)
     runUntil(&loop, &res.done, 2);
     assert_int_equal(res.done, 2);
     assert_int_equal(res.failed, 2);
-    netPeerClose(p);
-    netServerShutdown(t.net, tinyStopped);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    netServerFree(t.net);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    tinyFinish(&loop, &t, p);
 }
 
 static void test_closing_a_peer_with_calls_in_flight_fails_them_once(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tinyServer t;
-    tinyStart(&loop, &t);
-    netPeer *p = netPeerCreate(&loop, "127.0.0.1", t.port, NULL);
+    netPeer *p = tinyOpenPair(&loop, &t, NULL);
     callResult res = {0};
     for (int i = 0; i < 10; i++) {
         echoCall *c = calloc(1, sizeof *c);
@@ -310,6 +331,54 @@ static void test_a_reset_connection_fails_the_next_call_from_the_loop(void **sta
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+typedef struct lateResult {
+    int done;
+    char replies[4][16];
+} lateResult;
+
+static void onLateReply(void *ctx, const respReply *r, const char *err) {
+    (void)err;
+    lateResult *res = ctx;
+    if (res->done < 4)
+        snprintf(res->replies[res->done], sizeof res->replies[0], "%s", r && r->str ? r->str : "");
+    res->done++;
+}
+
+/* netServerFlush writes the replies queued so far, then runs after_flush,
+ * and returns only once what after_flush queued is written too: a flush at
+ * the loop's prepare step must not leave output behind while the loop
+ * blocks. */
+static void test_after_flush_runs_after_the_replies_and_its_output_is_written_too(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    tinyServer t;
+    netPeer *p = tinyOpenPair(&loop, &t, NULL);
+    lateResult res = {0};
+    const char *ping[1] = {"PING"}, *late[1] = {"LATE"}, *silent[1] = {"SILENT"};
+    netPeerCall(p, 1, ping, NULL, onLateReply, &res);
+    netPeerCall(p, 1, late, NULL, onLateReply, &res);
+    netPeerCall(p, 1, silent, NULL, onLateReply, &res);
+    netPeerCall(p, 1, silent, NULL, onLateReply, &res);
+    runUntil(&loop, &res.done, 2); /* PONG, EARLY; LATE is registered */
+    assert_int_equal(res.done, 2);
+    netConn *c = t.late;
+    assert_non_null(c);
+    respAddSimple(netConnOutput(c), "MORE");
+    netConnWantFlush(c);
+    t.answer_late = 1;
+    netServerFlush(t.net);
+    assert_int_equal(t.late_pending_before, 0); /* MORE went out before after_flush */
+    assert_null(t.late);
+    assert_int_equal(netConnPendingBytes(c), 0); /* and LATE before the flush returned */
+    runUntil(&loop, &res.done, 4);
+    assert_int_equal(res.done, 4);
+    assert_string_equal(res.replies[0], "PONG");
+    assert_string_equal(res.replies[1], "EARLY");
+    assert_string_equal(res.replies[2], "MORE");
+    assert_string_equal(res.replies[3], "LATE");
+    tinyFinish(&loop, &t, p);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* as in the agent */
     const struct CMUnitTest tests[] = {
@@ -319,6 +388,7 @@ int main(void) {
         cmocka_unit_test(test_server_closing_the_connection_fails_pending_calls),
         cmocka_unit_test(test_closing_a_peer_with_calls_in_flight_fails_them_once),
         cmocka_unit_test(test_a_reset_connection_fails_the_next_call_from_the_loop),
+        cmocka_unit_test(test_after_flush_runs_after_the_replies_and_its_output_is_written_too),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
