@@ -125,7 +125,7 @@ struct coord {
     uint32_t run;
     uint64_t next_req;
     bool ready, leader, stopping;
-    bool push_commit;  /* a grant went to another node: tell followers now */
+    bool push_commit;  /* a grant or a wait concerns another node: tell followers now */
     bool leases_dirty; /* a RENEW applied: the leader looks at the leases again */
     coordOp *queue;
     coordWait *waits;
@@ -582,10 +582,34 @@ static bool grantInResults(const coord *co, const lockGrant *g) {
     return false;
 }
 
+/* An ACQUIRE of this entry queued behind another node's serialized
+ * writes. That node lets its writes share the grant (mutex.c) until it
+ * sees someone waiting, which it learns from its own apply. A client's
+ * lock is given back by the client, whoever waits. */
+static bool queuedBehindOtherNode(const coord *co, const uint8_t *data, size_t len) {
+    lockBatchReader rd;
+    lockOp op;
+    if (lockBatchOpen(&rd, data, len) != 0) return false;
+    for (size_t i = 0; i < co->results.n && lockBatchNext(&rd, &op) == 1; i++) {
+        lockHolder h;
+        if (op.kind == LOCK_OP_ACQUIRE && co->results.r[i].status == LOCK_QUEUED &&
+            lockTableHolder(co->table, op.name, op.name_len, &h) && h.owner.node != co->s->cfg.id &&
+            (h.owner.client & 0xffffffffu) == COORD_NODE_CLIENT)
+            return true;
+    }
+    return false;
+}
+
 static void fsmApply(void *ctx, uint64_t index, const uint8_t *data, size_t len, buf *out) {
     coord *co = ctx;
     lockTableApply(co->table, index, data, len, &co->results, &co->grants);
     lockResultsEncode(co->results.r, co->results.n, out);
+    /* Followers learn of a commit a heartbeat later: a holder elsewhere
+     * should learn of its waiter now, so it stops sharing the lock. */
+    if (co->leader && !co->push_commit && queuedBehindOtherNode(co, data, len)) {
+        co->push_commit = true;
+        coordKick(co);
+    }
     for (size_t i = 0; co->leader && i < co->results.n; i++)
         if (co->results.r[i].kind == LOCK_OP_RENEW && co->results.r[i].status == LOCK_OK)
             co->leases_dirty = true;

@@ -26,6 +26,10 @@ void coordInfo(server *s, buf *out);
 /* The leader's node id (0 when none is known) and client address. */
 uint32_t coordLeader(server *s, char *addr, size_t addrlen);
 
+/* The client id of the node itself, the owner of serialized writes'
+ * holds (mutex.c); a connection's id is never 0. */
+#define COORD_NODE_CLIENT 0u
+
 /* For serialized writes (--use-mutex 1): takes a lock for a client and
  * calls cb once with the token, or 0 and an error. */
 typedef void (*coordAcquireFn)(server *s, void *ctx, uint64_t token, const char *err);

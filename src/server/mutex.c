@@ -47,11 +47,9 @@
 #include "util/log.h"
 
 #define MUTEX_LEASE_MS     10000u
-#define MUTEX_HOLD_MAX_MS  1000u /* a hold takes new writes for at most this long */
-#define MUTEX_NAME_KEY_MAX 500u  /* longer keys are locked by their hash */
-/* The coordinator client id the node's holds belong to; connection ids
- * start at 1, so no client has it. */
-#define MUTEX_CLIENT 0u
+#define MUTEX_HOLD_MAX_MS  1000u             /* a hold takes new writes for at most this long */
+#define MUTEX_NAME_KEY_MAX 500u              /* longer keys are locked by their hash */
+#define MUTEX_CLIENT       COORD_NODE_CLIENT /* the node's holds belong to it */
 
 typedef struct mutexWrite mutexWrite;
 

@@ -65,11 +65,17 @@ def test_4_clients_x_500_incr_over_3_nodes_count_exactly_2000_with_the_mutex(mak
 
 
 def test_a_node_busy_with_one_key_lets_another_node_write_it(make_agent):
-    """Pipelining clients on node 1 keep the key's lock busy (their writes
-    share the node's hold); a writer on node 2 still gets its turn, because
-    node 1 closes its hold once it sees node 2 waiting, and no update is
-    lost."""
-    n = cluster(make_agent, 1)
+    """Pipelining clients on a follower keep the key's lock busy (their
+    writes share the node's hold); a writer on the Raft leader still gets
+    its turn, because the follower closes its hold once it sees the writer
+    waiting, and no update is lost. The follower learns of the wait from
+    its own apply of the leader's entry, so the leader must not leave that
+    to its next heartbeat: the hold would fall idle first."""
+    nodes = cluster(make_agent, 1)
+    leader_id = nodes[0].call("LEADER")[0]
+    leader = next(a for a in nodes if a.node_id == leader_id)
+    busy = next(a for a in nodes if a is not leader)
+    n = [busy, leader] + [a for a in nodes if a is not leader and a is not busy]
     stop = threading.Event()
     done = [0] * 6
     errors = []
@@ -80,7 +86,8 @@ def test_a_node_busy_with_one_key_lets_another_node_write_it(make_agent):
             deadline = time.monotonic() + 60
             while not stop.is_set() and time.monotonic() < deadline:
                 # Pipelined: the next INCR is already there when one is
-                # answered, so node 1's hold never falls idle.
+                # answered, so the follower's hold seldom falls idle
+                # (only while every client is between two pipelines).
                 p = r.pipeline(transaction=False)
                 for _ in range(20):
                     p.incr("hot")
@@ -93,7 +100,7 @@ def test_a_node_busy_with_one_key_lets_another_node_write_it(make_agent):
     for t in threads:
         t.start()
     try:
-        wait_until(lambda: sum(done) >= 400, 20, "node 1's clients to get going")
+        wait_until(lambda: sum(done) >= 400, 20, "the follower's clients to get going")
         other = n[1].redis()
         worst = 0.0
         for _ in range(10):
@@ -105,16 +112,21 @@ def test_a_node_busy_with_one_key_lets_another_node_write_it(make_agent):
         for t in threads:
             t.join(timeout=30)
     assert errors == []
-    # Node 1's hold stops taking writes as soon as node 2 waits (or after
-    # 1 s at most), so no write on node 2 waits for long.
+    # The follower's hold stops taking writes as soon as the leader's
+    # writer waits (or after 1 s at most), so none of its INCRs waits long.
     assert worst < 3.0, worst
     total = sum(done) + 10
     wait_until(lambda: all(a.call("GET", "hot") == str(total).encode() for a in n), 10,
                "%d on every node" % total)
     info = parse_info(n[0].call("INFO", "coordinator"))
-    assert int(info["mutex_shared_writes"]) > 0 and int(info["mutex_holds_closed"]) > 0, info
-    print("node 1: %d INCRs by 6 clients, %d grants; node 2: 10 INCRs, slowest %.3f s"
-          % (sum(done), int(info["mutex_grants"]), worst))
+    assert int(info["mutex_shared_writes"]) > 0, info
+    # Most of the leader's INCRs find the follower's hold busy and close it
+    # (one that comes while every client is between pipelines finds it
+    # idle instead). A follower that learned of the wait only at the next
+    # heartbeat often let the hold fall idle first: 0 or 1 closed.
+    assert int(info["mutex_holds_closed"]) >= 5, info
+    print("follower: %d INCRs by 6 clients, %d grants, %d holds closed; leader: 10 INCRs, slowest %.3f s"
+          % (sum(done), int(info["mutex_grants"]), int(info["mutex_holds_closed"]), worst))
 
 
 def test_the_same_load_without_the_mutex_is_reported(make_agent):
