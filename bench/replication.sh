@@ -6,15 +6,16 @@
 # replicas (replicaof). dmkv: three agents (--fsync everysec) joined by
 # --peers, every write pushed to the other two. For each, it runs
 #   redis-benchmark -t set -n N -c 50 -P 1 and -P 16
-# against the master / node 1, alternating, ROUNDS times (medians), then
+# against the master / node 1, alternating, ROUNDS times (medians, and
+# the median of the rounds' ratios), then
 # bench/replication_lag.py: LAG_WRITES writes on the master / node 1, each
 # timed until it is readable on both others (p50/p99).
 #
-# Usage: bench/replication.sh [path/to/dmkv]   (env: N=200000 ROUNDS=3 LAG_WRITES=2000)
+# Usage: bench/replication.sh [path/to/dmkv]   (env: N=200000 ROUNDS=5 LAG_WRITES=2000)
 set -eu
 DMKV=${1:-build/dmkv}
 N=${N:-200000}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CLIENTS=${CLIENTS:-50}
 LAG_WRITES=${LAG_WRITES:-2000}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -68,27 +69,44 @@ done
 
 results="$work/results"
 : >"$results"
+# Each round runs both systems back to back, the order swapped every
+# round, so a drift in the machine's speed hits both alike; the ratio of
+# a round compares two runs made a few seconds apart.
 r=1
 while [ $r -le "$ROUNDS" ]; do
+    order="redis dmkv"; [ $((r % 2)) -eq 0 ] && order="dmkv redis"
     for p in 1 16; do
-        for sys in redis dmkv; do
+        for sys in $order; do
             port=$r1; [ $sys = dmkv ] && port=$d1
             redis-benchmark -p "$port" -t set -n "$N" -c "$CLIENTS" -P "$p" --csv 2>/dev/null |
-                awk -F'","' -v s=$sys -v p="$p" 'NR > 1 { gsub(/"/, "", $1); print s, $1, p, $2 }' >>"$results"
+                awk -F'","' -v s=$sys -v p="$p" -v r=$r \
+                    'NR > 1 { gsub(/"/, "", $1); print s, $1, p, $2, r }' >>"$results"
         done
     done
     r=$((r + 1))
 done
 
-echo "redis-benchmark -t set -n $N -c $CLIENTS on the master / node 1, $ROUNDS rounds, medians (requests/s)"
+median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+echo "redis-benchmark -t set -n $N -c $CLIENTS on the master / node 1, $ROUNDS rounds (requests/s)"
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') master + 2 replicas, appendonly everysec vs dmkv 3 nodes --fsync everysec"
-printf '%-8s %4s %14s %14s %8s\n' test P redis dmkv ratio
+echo "median of each system, and the median of the rounds' ratios dmkv/Redis:"
+printf '%-8s %4s %14s %14s %8s %12s\n' test P redis dmkv ratio "round ratio"
 for p in 1 16; do
-    med() { grep "^$1 SET $p " "$results" | awk '{print $4}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-    rv=$(med redis)
-    dv=$(med dmkv)
-    awk -v p="$p" -v r="$rv" -v d="$dv" \
-        'BEGIN { printf "%-8s %4s %14.0f %14.0f %8.2f\n", "SET", p, r, d, (r > 0 ? d / r : 0) }'
+    for sys in redis dmkv; do
+        grep "^$sys SET $p " "$results" | sort -k5,5n | awk '{print $4}' >"$work/$sys.$p"
+    done
+    paste "$work/redis.$p" "$work/dmkv.$p" | awk '$1 > 0 { print $2 / $1 }' >"$work/ratio.$p"
+    rv=$(median <"$work/redis.$p")
+    dv=$(median <"$work/dmkv.$p")
+    rr=$(median <"$work/ratio.$p")
+    awk -v p="$p" -v r="$rv" -v d="$dv" -v rr="$rr" \
+        'BEGIN { printf "%-8s %4s %14.0f %14.0f %8.2f %12.2f\n", "SET", p, r, d, (r > 0 ? d / r : 0), rr }'
+done
+echo "each round (redis/dmkv, thousands of requests/s):"
+for p in 1 16; do
+    printf '  -P %-3s' "$p"
+    paste -d/ "$work/redis.$p" "$work/dmkv.$p" | awk -F/ '{printf "%.1f/%.1f ", $1 / 1000, $2 / 1000}'
+    echo
 done
 echo
 /usr/bin/python3 "$here/replication_lag.py" --writes "$LAG_WRITES" \
