@@ -53,6 +53,11 @@
 #define COORD_MAX_PEERS    256
 #define LOCK_TTL_MAX_MS    86400000u
 #define NODE_DEAD_GRACE_MS 2000 /* a DEAD claim must stand this long before NODE_DEAD */
+/* A wait behind another node's hold is pushed to followers with a barrier
+ * only if the leader appends nothing else for this long: any entry's
+ * message carries the commit index too, and under contention entries
+ * flow all the time. */
+#define COORD_WAIT_PUSH_MS 2
 
 static const uint8_t AD_LOCKOP[] = "dmkv-lockop-v1";
 
@@ -125,8 +130,9 @@ struct coord {
     uint32_t run;
     uint64_t next_req;
     bool ready, leader, stopping;
-    bool push_commit;  /* a grant or a wait concerns another node: tell followers now */
-    bool leases_dirty; /* a RENEW applied: the leader looks at the leases again */
+    bool push_commit;         /* a grant went to another node: tell followers now */
+    uint64_t wait_push_index; /* last log index when a wait push was armed */
+    bool leases_dirty;        /* a RENEW applied: the leader looks at the leases again */
     coordOp *queue;
     coordWait *waits;
     coordWake *wakes;
@@ -135,7 +141,7 @@ struct coord {
     size_t nleases, capleases;
     coordDeadNode *dead; /* members declared DEAD, waiting out the grace period */
     size_t ndead, capdead;
-    uv_timer_t tick, kick;
+    uv_timer_t tick, kick, wait_push;
     netPeer *fwd;
     uint32_t fwd_id;
     void (*stop_done)(void *ctx);
@@ -600,15 +606,29 @@ static bool queuedBehindOtherNode(const coord *co, const uint8_t *data, size_t l
     return false;
 }
 
+static void onBarrier(void *ctx, const raftNodeResult *res);
+
+static void onWaitPush(uv_timer_t *t) {
+    coord *co = t->data;
+    if (co->stopping || !raftNodeIsLeader(co->raft)) return;
+    struct raftNodeStats st;
+    raftNodeStats(co->raft, &st);
+    if (st.last_index == co->wait_push_index) raftNodeBarrier(co->raft, onBarrier, NULL);
+}
+
 static void fsmApply(void *ctx, uint64_t index, const uint8_t *data, size_t len, buf *out) {
     coord *co = ctx;
     lockTableApply(co->table, index, data, len, &co->results, &co->grants);
     lockResultsEncode(co->results.r, co->results.n, out);
-    /* Followers learn of a commit a heartbeat later: a holder elsewhere
-     * should learn of its waiter now, so it stops sharing the lock. */
-    if (co->leader && !co->push_commit && queuedBehindOtherNode(co, data, len)) {
-        co->push_commit = true;
-        coordKick(co);
+    /* Followers learn of a commit with the leader's next message, at the
+     * latest a heartbeat later: a holder elsewhere should learn of its
+     * waiter soon, so that it stops sharing the lock. */
+    if (co->leader && !co->stopping && !uv_is_active((uv_handle_t *)&co->wait_push) &&
+        queuedBehindOtherNode(co, data, len)) {
+        struct raftNodeStats st;
+        raftNodeStats(co->raft, &st);
+        co->wait_push_index = st.last_index;
+        uv_timer_start(&co->wait_push, onWaitPush, COORD_WAIT_PUSH_MS, 0);
     }
     for (size_t i = 0; co->leader && i < co->results.n; i++)
         if (co->results.r[i].kind == LOCK_OP_RENEW && co->results.r[i].status == LOCK_OK)
@@ -977,7 +997,8 @@ int coordStart(server *s, char *err, size_t errlen) {
     raftNodeOnLeaderChange(co->raft, onLeaderChange, co);
     uv_timer_init(s->loop, &co->tick);
     uv_timer_init(s->loop, &co->kick);
-    co->tick.data = co->kick.data = co;
+    uv_timer_init(s->loop, &co->wait_push);
+    co->tick.data = co->kick.data = co->wait_push.data = co;
     uv_timer_start(&co->tick, onTick, COORD_TICK_MS, COORD_TICK_MS);
     s->coord = co;
     /* Nothing a previous run of this node held may outlive it. */
@@ -1022,9 +1043,10 @@ static void onHandleClosed(uv_handle_t *h) {
 
 static void onRaftClosed(void *ctx) {
     coord *co = ctx;
-    co->handles_open = 2;
+    co->handles_open = 3;
     uv_close((uv_handle_t *)&co->tick, onHandleClosed);
     uv_close((uv_handle_t *)&co->kick, onHandleClosed);
+    uv_close((uv_handle_t *)&co->wait_push, onHandleClosed);
 }
 
 void coordStop(server *s, void (*done)(void *ctx), void *ctx) {
@@ -1039,6 +1061,7 @@ void coordStop(server *s, void (*done)(void *ctx), void *ctx) {
     co->stop_ctx = ctx;
     uv_timer_stop(&co->tick);
     uv_timer_stop(&co->kick);
+    uv_timer_stop(&co->wait_push);
     if (s->cl) clusterOnMemberDead(s->cl, NULL, NULL);
     if (co->fwd) netPeerClose(co->fwd);
     co->fwd = NULL;
