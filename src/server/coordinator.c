@@ -593,9 +593,11 @@ static bool grantInResults(const coord *co, const lockGrant *g) {
  * sees someone waiting, which it learns from its own apply. A client's
  * lock is given back by the client, whoever waits. */
 static bool queuedBehindOtherNode(const coord *co, const uint8_t *data, size_t len) {
+    size_t queued = 0;
+    for (size_t i = 0; i < co->results.n; i++) queued += co->results.r[i].status == LOCK_QUEUED;
     lockBatchReader rd;
     lockOp op;
-    if (lockBatchOpen(&rd, data, len) != 0) return false;
+    if (!queued || lockBatchOpen(&rd, data, len) != 0) return false;
     for (size_t i = 0; i < co->results.n && lockBatchNext(&rd, &op) == 1; i++) {
         lockHolder h;
         if (op.kind == LOCK_OP_ACQUIRE && co->results.r[i].status == LOCK_QUEUED &&
